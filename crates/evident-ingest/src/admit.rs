@@ -1,0 +1,51 @@
+//! One request body → the events to commit and the ones refused, in request order.
+
+use crate::decode::{BodyFormat, check_bounds, decode};
+use crate::error::{DecodeError, FieldError, Rejection};
+use crate::limits::Limits;
+use crate::normalize::normalize;
+use evident_model::EncodedEvent;
+use time::OffsetDateTime;
+
+/// What admission made of one request.
+#[derive(Debug, Default)]
+pub struct Admission {
+    /// Valid events with their position in the request, in request order.
+    pub accepted: Vec<(usize, EncodedEvent)>,
+    /// Invalid events with every rule each broke, in request order.
+    pub rejected: Vec<Rejection>,
+}
+
+impl Admission {
+    /// Events the request carried, valid or not.
+    pub fn total(&self) -> usize {
+        self.accepted.len() + self.rejected.len()
+    }
+}
+
+/// Decodes, bounds-checks, normalizes, validates and encodes every event of `body`.
+pub fn admit(body: &[u8], format: BodyFormat, limits: &Limits, received_at: OffsetDateTime) -> Result<Admission, DecodeError> {
+    let mut admission = Admission::default();
+    for (index, item) in decode(body, format, limits)?.into_iter().enumerate() {
+        let line = match format {
+            BodyFormat::Ndjson => item.as_ref().err().and_then(|r| r.line),
+            BodyFormat::Json => None,
+        };
+        let result = item.and_then(|raw| {
+            check_bounds(&raw, limits).map_err(|e| vec![e]).and_then(|()| normalize(raw, received_at)).map_err(|errors| Rejection { index, line, errors })
+        });
+        match result {
+            Ok(event) => {
+                let encoded = EncodedEvent::new(event);
+                if encoded.bytes.len() > limits.max_event_bytes {
+                    let reason = format!("event encodes to {} bytes, over the {}-byte limit", encoded.bytes.len(), limits.max_event_bytes);
+                    admission.rejected.push(Rejection { index, line, errors: vec![FieldError::new("", reason)] });
+                } else {
+                    admission.accepted.push((index, encoded));
+                }
+            }
+            Err(rejection) => admission.rejected.push(rejection),
+        }
+    }
+    Ok(admission)
+}

@@ -1,0 +1,24 @@
+//! evident's sources and admission: from request bytes to validated canonical events.
+//!
+//! # Layout
+//!
+//! - [`decode`]: body framing (JSON object, JSON array, NDJSON) and the bounds every raw
+//!   event must respect (depth, string sizes, line size, events per request).
+//! - [`normalize`]: shape detection (canonical and the three seed shapes), field mapping,
+//!   defaults from the taxonomy, and validation with errors that name the field.
+//! - [`admit`]: the two together for one request, yielding encoded events ready to commit.
+//! - [`limits`]: the configurable bounds; [`error`]: what bad input is told.
+//!
+//! Everything here is pure and synchronous; the HTTP layer and the pipeline own the I/O.
+//! Syslog listeners will live beside the HTTP decoding as further sources.
+
+pub mod admit;
+pub mod decode;
+pub mod error;
+pub mod limits;
+pub mod normalize;
+
+pub use admit::{Admission, admit};
+pub use decode::BodyFormat;
+pub use error::{DecodeError, FieldError, Rejection};
+pub use limits::Limits;

@@ -1,0 +1,20 @@
+//! evident's domain types: the canonical security event and its vocabulary.
+//!
+//! # Layout
+//!
+//! - [`event`]: [`Event`] and [`Actor`], the one model every input shape becomes.
+//! - [`level`]: the five-level [`Severity`] and [`Priority`] scales and their aliases.
+//! - [`taxonomy`]: [`Category`], [`Outcome`] and the defaults derived from an event type.
+//! - [`encode`]: the canonical byte encoding stores keep and the integrity chain hashes.
+//!
+//! No I/O and no async here: every other crate depends on this one.
+
+pub mod encode;
+pub mod event;
+pub mod level;
+pub mod taxonomy;
+
+pub use encode::{EncodedEvent, canonical_bytes};
+pub use event::{Actor, Event, from_unix_micros, to_stored_precision, unix_micros};
+pub use level::{Priority, Severity, UnknownLevel};
+pub use taxonomy::{Category, Outcome, default_severity};

@@ -1,0 +1,72 @@
+//! evident's event store: one storage trait, typed queries, and the embedded SQLite backend.
+//!
+//! # Layout
+//!
+//! - [`EventStore`] / [`KeyStore`]: what the pipeline and the API need from any backend.
+//! - [`query`]: typed filters ([`EventQuery`], [`StatsQuery`]) and their results; backends
+//!   turn them into parameterised SQL, never into SQL text built from values.
+//! - [`keys`]: roles and hashed API key secrets.
+//! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer, pooled readers),
+//!   with its migrations under `migrations/sqlite/`.
+//!
+//! Contract every backend keeps: [`EventStore::append`] returns only once the batch is
+//! durable; each newly stored event gets the next commit sequence number with no gaps;
+//! an id already stored is reported as a duplicate and not stored again.
+
+pub mod error;
+pub mod keys;
+pub mod query;
+pub mod sqlite;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+pub use error::StoreError;
+pub use keys::{ApiKey, Role};
+pub use query::{Cursor, EventQuery, GroupField, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter};
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use evident_model::EncodedEvent;
+use uuid::Uuid;
+
+/// What became of one event of an appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Newly stored under this commit sequence number.
+    Stored(i64),
+    /// An event with this id was already stored; nothing was written.
+    Duplicate,
+}
+
+/// Durable event storage.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Commits `batch` in one durable transaction (fsync before returning) and reports,
+    /// in batch order, what became of each event.
+    async fn append(&self, batch: Vec<EncodedEvent>) -> Result<Vec<Appended>, StoreError>;
+
+    /// The stored event with this id, if it exists and is in `scope`.
+    async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// One page of events matching `query`, newest first.
+    async fn query(&self, query: EventQuery) -> Result<Page, StoreError>;
+
+    /// Counts per group and per time bucket.
+    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError>;
+
+    /// Checks the store can take a write now (without writing anything).
+    async fn check_writable(&self) -> Result<(), StoreError>;
+}
+
+/// API key storage.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Stores a new key with `role` and returns its secret (shown once, never stored).
+    async fn create_key(&self, role: Role, facilities: Option<Vec<String>>, label: Option<String>) -> Result<String, StoreError>;
+
+    /// The live key whose secret is `secret`.
+    async fn find_key(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// How many live keys exist.
+    async fn count_keys(&self) -> Result<u64, StoreError>;
+}

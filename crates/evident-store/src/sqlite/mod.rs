@@ -1,0 +1,148 @@
+//! The embedded SQLite backend: one database file in the data directory.
+//!
+//! One writer connection (behind a mutex, used from blocking tasks) commits batches; a
+//! small pool of read-only connections serves queries concurrently thanks to WAL.
+//! A lock file keeps a second server off the same directory.
+
+mod keys;
+mod read;
+mod schema;
+mod write;
+
+use crate::error::StoreError;
+use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
+use crate::{Appended, EventStore};
+use async_trait::async_trait;
+use evident_model::EncodedEvent;
+use rusqlite::Connection;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use write::Writer;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "evident.db";
+/// File name of the lock that keeps two servers off one directory.
+pub const LOCK_FILE: &str = "evident.lock";
+/// Read connections kept open between queries.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The embedded store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    /// Held for the store's lifetime when it serves; `None` for tools sharing the directory.
+    _lock: Option<File>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir` for serving: takes the
+    /// directory's lock so no second server can write to it.
+    pub fn open_exclusive(data_dir: &Path) -> Result<Self, StoreError> {
+        let lock = lock_dir(data_dir)?;
+        Self::open_inner(data_dir, Some(lock))
+    }
+
+    /// Opens the store in `data_dir` without the server lock, for tools (key management)
+    /// that may run beside a serving process; SQLite's own locking keeps writes safe.
+    pub fn open_shared(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(data_dir, None)
+    }
+
+    fn open_inner(data_dir: &Path, lock: Option<File>) -> Result<Self, StoreError> {
+        ensure_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let writer = Writer::new(schema::open_writer(&path)?)?;
+        Ok(Self { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), _lock: lock }) })
+    }
+
+    /// Path of the database file.
+    pub fn db_path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` with the writer on a blocking thread.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut writer)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with a pooled read connection on a blocking thread.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => schema::open_reader(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut idle = inner.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::DataDir { path: dir.display().to_string(), reason: e.to_string() })
+}
+
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    ensure_dir(dir)?;
+    let err = |reason: String| StoreError::DataDir { path: dir.display().to_string(), reason };
+    let file = File::options().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(|e| err(e.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(err("another evident server is using it".into())),
+        Err(std::fs::TryLockError::Error(e)) => Err(err(format!("cannot lock: {e}"))),
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, batch: Vec<EncodedEvent>) -> Result<Vec<Appended>, StoreError> {
+        self.with_writer(move |w| w.append(&batch)).await
+    }
+
+    async fn get(&self, id: uuid::Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
+        self.with_reader(move |c| read::get(c, id, &scope)).await
+    }
+
+    async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
+        self.with_reader(move |c| read::query(c, &query)).await
+    }
+
+    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
+        self.with_reader(move |c| read::stats(c, &query)).await
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.with_writer(Writer::check_writable).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

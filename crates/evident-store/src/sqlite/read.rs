@@ -1,0 +1,195 @@
+//! Queries: typed filters → parameterised SQL over the events table.
+//!
+//! SQL text is assembled only from constant fragments chosen by which filters are set;
+//! every value a client sent is bound as a parameter.
+
+use crate::error::StoreError;
+use crate::query::{Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter};
+use evident_model::Severity;
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, params_from_iter};
+
+/// WHERE clauses and their bound values.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<&'static str>,
+    values: Vec<Sql>,
+}
+
+impl Filter {
+    fn add(&mut self, clause: &'static str, values: impl IntoIterator<Item = Sql>) {
+        self.clauses.push(clause);
+        self.values.extend(values);
+    }
+
+    fn text(&mut self, clause: &'static str, value: &Option<String>) {
+        if let Some(v) = value {
+            self.add(clause, [Sql::Text(v.clone())]);
+        }
+    }
+
+    fn scope(&mut self, scope: &Scope) {
+        let Some(facilities) = scope else { return };
+        // `json_each` over one bound JSON array keeps the SQL text fixed whatever the count.
+        let list = serde_json::to_string(facilities).unwrap_or_else(|_| "[]".into());
+        self.add("facility IN (SELECT value FROM json_each(?))", [Sql::Text(list)]);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
+    }
+}
+
+fn event_filter(q: &EventQuery) -> Filter {
+    let mut f = Filter::default();
+    match &q.event_type {
+        Some(TypeFilter::Exact(t)) => f.add("type = ?", [Sql::Text(t.clone())]),
+        Some(TypeFilter::Prefix(p)) => f.add("type >= ? AND type < ?", [Sql::Text(p.clone()), Sql::Text(prefix_end(p))]),
+        None => {}
+    }
+    if let Some(c) = q.category {
+        f.add("category = ?", [Sql::Text(c.as_str().into())]);
+    }
+    if let Some(s) = q.severity {
+        f.add("severity = ?", [Sql::Integer(s.rank().into())]);
+    }
+    if let Some(s) = q.min_severity {
+        f.add("severity >= ?", [Sql::Integer(s.rank().into())]);
+    }
+    if let Some(o) = q.outcome {
+        f.add("outcome = ?", [Sql::Text(o.as_str().into())]);
+    }
+    f.text("user_id = ?", &q.user_id);
+    f.text("source_ip = ?", &q.source_ip);
+    f.text("agent_id = ?", &q.agent_id);
+    f.text("source = ?", &q.source);
+    f.text("facility = ?", &q.facility);
+    f.text("correlation_id = ?", &q.correlation_id);
+    if let Some(from) = q.from {
+        f.add("time >= ?", [Sql::Integer(from)]);
+    }
+    if let Some(to) = q.to {
+        f.add("time < ?", [Sql::Integer(to)]);
+    }
+    for d in &q.data {
+        let path = format!("$.data{}", d.path.iter().map(|s| format!(".\"{s}\"")).collect::<String>());
+        let number = d.value.parse::<i64>().map(Sql::Integer).or_else(|_| d.value.parse::<f64>().map(Sql::Real));
+        let typed = number.unwrap_or_else(|_| Sql::Text(d.value.clone()));
+        f.add("json_extract(body, ?) IN (?, ?)", [Sql::Text(path), Sql::Text(d.value.clone()), typed]);
+    }
+    f.scope(&q.scope);
+    f
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    let mut end: Vec<char> = prefix.chars().collect();
+    while let Some(last) = end.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            end.push(next);
+            return end.into_iter().collect();
+        }
+    }
+    String::from(char::MAX)
+}
+
+pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Result<Page, StoreError> {
+    let mut f = event_filter(q);
+    if let Some(c) = q.cursor {
+        f.add("(time, seq) < (?, ?)", [Sql::Integer(c.time), Sql::Integer(c.seq)]);
+    }
+    let limit = q.limit.max(1);
+    f.values.push(Sql::Integer(limit as i64 + 1));
+    let sql = format!("SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?", f.sql());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
+    let mut page = Page::default();
+    let mut last = None;
+    while let Some(row) = rows.next()? {
+        if page.events.len() == limit {
+            page.next_cursor = last;
+            break;
+        }
+        let seq: i64 = row.get(0)?;
+        let body: String = row.get(2)?;
+        last = Some(Cursor { time: row.get(1)?, seq });
+        page.events.push(StoredEvent { seq, bytes: body.into_bytes() });
+    }
+    Ok(page)
+}
+
+pub(crate) fn get(conn: &Connection, id: uuid::Uuid, scope: &Scope) -> Result<Option<StoredEvent>, StoreError> {
+    let mut f = Filter::default();
+    f.add("id = ?", [Sql::Blob(id.as_bytes().to_vec())]);
+    f.scope(scope);
+    let sql = format!("SELECT seq, body FROM events{}", f.sql());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
+    match rows.next()? {
+        Some(row) => Ok(Some(StoredEvent { seq: row.get(0)?, bytes: row.get::<_, String>(1)?.into_bytes() })),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
+    let mut f = Filter::default();
+    f.add("time >= ? AND time < ?", [Sql::Integer(q.from), Sql::Integer(q.to)]);
+    f.scope(&q.scope);
+    let mut stats = Stats { groups: groups(conn, q, &f)?, ..Stats::default() };
+    let sql = format!("SELECT (time / ?) * ? AS bucket, COUNT(*) FROM events{} GROUP BY bucket ORDER BY bucket", f.sql());
+    let mut values = vec![Sql::Integer(q.interval), Sql::Integer(q.interval)];
+    values.extend(f.values.iter().cloned());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(values.iter()))?;
+    while let Some(row) = rows.next()? {
+        let count: i64 = row.get(1)?;
+        stats.total += count as u64;
+        stats.series.push(Bucket { start: row.get(0)?, count: count as u64 });
+    }
+    Ok(stats)
+}
+
+fn groups(conn: &Connection, q: &StatsQuery, f: &Filter) -> Result<Vec<GroupCount>, StoreError> {
+    // Column names come from the closed `GroupField` set, never from the request.
+    let cols: Vec<&str> = q.group_by.iter().map(|g| g.as_str()).collect();
+    let select = cols.iter().map(|c| format!("{c}, ")).collect::<String>();
+    let group = if cols.is_empty() { String::new() } else { format!(" GROUP BY {}", cols.join(", ")) };
+    let sql = format!(
+        "SELECT {select}COUNT(*) AS n, MIN(time), MAX(time) FROM events{}{group} HAVING n > 0 ORDER BY n DESC LIMIT {MAX_GROUPS}",
+        f.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut key = Vec::with_capacity(cols.len());
+        for (i, field) in q.group_by.iter().enumerate() {
+            key.push(group_value(row, i, *field)?);
+        }
+        let n = cols.len();
+        out.push(GroupCount { key, count: row.get::<_, i64>(n)? as u64, first: row.get(n + 1)?, last: row.get(n + 2)? });
+    }
+    Ok(out)
+}
+
+fn group_value(row: &rusqlite::Row<'_>, i: usize, field: GroupField) -> Result<Option<String>, StoreError> {
+    Ok(match field {
+        GroupField::Severity | GroupField::Priority => {
+            let rank: Option<u8> = row.get(i)?;
+            rank.and_then(Severity::from_rank).map(|s| s.as_str().to_owned())
+        }
+        _ => row.get(i)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_range_end() {
+        assert_eq!(prefix_end("auth."), "auth/");
+        assert!("auth.login" < prefix_end("auth.").as_str());
+        assert!("autha" > prefix_end("auth.").as_str());
+    }
+}

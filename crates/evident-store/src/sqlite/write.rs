@@ -1,0 +1,91 @@
+//! The single writer: appends batches in one transaction, assigning gap-free sequence numbers.
+
+use crate::Appended;
+use crate::error::StoreError;
+use evident_model::{EncodedEvent, unix_micros};
+use rusqlite::{Connection, params};
+
+const INSERT: &str = "INSERT INTO events (seq, id, time, received_at, type, category, severity, priority, outcome,
+        source, agent_id, user_id, source_ip, facility, correlation_id, body)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+     ON CONFLICT (id) DO NOTHING";
+
+/// The writer connection and the next sequence number to hand out.
+pub(crate) struct Writer {
+    conn: Connection,
+    next_seq: i64,
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
+        let next_seq = next_seq(&conn)?;
+        Ok(Self { conn, next_seq })
+    }
+
+    /// Appends `batch` in one transaction; with WAL and `synchronous=FULL` the commit is
+    /// on disk when this returns.
+    pub(crate) fn append(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
+        let result = self.append_inner(batch);
+        if result.is_err() {
+            // The transaction rolled back: sequence numbers it handed out are free again.
+            self.next_seq = next_seq(&self.conn)?;
+        }
+        result
+    }
+
+    fn append_inner(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut seq = self.next_seq;
+        {
+            let mut stmt = tx.prepare_cached(INSERT)?;
+            for encoded in batch {
+                let e = &encoded.event;
+                let body = std::str::from_utf8(&encoded.bytes).map_err(|err| StoreError::Database(err.to_string()))?;
+                let inserted = stmt.execute(params![
+                    seq,
+                    e.id.as_bytes().as_slice(),
+                    unix_micros(e.time),
+                    unix_micros(e.received_at),
+                    e.event_type,
+                    e.category.as_str(),
+                    e.severity.rank(),
+                    e.priority.rank(),
+                    e.outcome.as_str(),
+                    e.source,
+                    e.agent_id,
+                    e.actor.user_id,
+                    e.actor.ip,
+                    e.facility,
+                    e.correlation_id,
+                    body,
+                ])?;
+                if inserted == 1 {
+                    outcomes.push(Appended::Stored(seq));
+                    seq += 1;
+                } else {
+                    outcomes.push(Appended::Duplicate);
+                }
+            }
+        }
+        tx.commit()?;
+        self.next_seq = seq;
+        Ok(outcomes)
+    }
+
+    /// Takes and releases the write lock without writing.
+    pub(crate) fn check_writable(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.rollback()?;
+        Ok(())
+    }
+
+    /// The writer connection, for key management on the same store.
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+fn next_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))?)
+}

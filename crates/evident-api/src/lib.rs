@@ -1,1 +1,42 @@
-//! placeholder
+//! evident's HTTP API.
+//!
+//! # Layout
+//!
+//! - [`router`]: every route and its handler, in one table.
+//! - [`routes`]: handlers (ingest, events, stats, health).
+//! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
+//! - [`params`]: query strings → typed store queries.
+//! - [`error`]: the error code table and wire format.
+//! - [`state`]: the handles handlers share.
+
+pub mod auth;
+pub mod error;
+pub mod params;
+pub mod routes;
+pub mod state;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+/// The whole HTTP API over `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route(
+            "/api/v1/events",
+            get(routes::events::list).post(routes::ingest::ingest),
+        )
+        .route("/api/v1/events/{id}", get(routes::events::get))
+        .route("/api/v1/stats", get(routes::stats::stats))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; the API lives under /api/v1".into())
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -24,7 +24,12 @@ impl Admission {
 }
 
 /// Decodes, bounds-checks, normalizes, validates and encodes every event of `body`.
-pub fn admit(body: &[u8], format: BodyFormat, limits: &Limits, received_at: OffsetDateTime) -> Result<Admission, DecodeError> {
+pub fn admit(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+    received_at: OffsetDateTime,
+) -> Result<Admission, DecodeError> {
     let mut admission = Admission::default();
     for (index, item) in decode(body, format, limits)?.into_iter().enumerate() {
         let line = match format {
@@ -32,14 +37,29 @@ pub fn admit(body: &[u8], format: BodyFormat, limits: &Limits, received_at: Offs
             BodyFormat::Json => None,
         };
         let result = item.and_then(|raw| {
-            check_bounds(&raw, limits).map_err(|e| vec![e]).and_then(|()| normalize(raw, received_at)).map_err(|errors| Rejection { index, line, errors })
+            check_bounds(&raw, limits)
+                .map_err(|e| vec![e])
+                .and_then(|()| normalize(raw, received_at))
+                .map_err(|errors| Rejection {
+                    index,
+                    line,
+                    errors,
+                })
         });
         match result {
             Ok(event) => {
                 let encoded = EncodedEvent::new(event);
                 if encoded.bytes.len() > limits.max_event_bytes {
-                    let reason = format!("event encodes to {} bytes, over the {}-byte limit", encoded.bytes.len(), limits.max_event_bytes);
-                    admission.rejected.push(Rejection { index, line, errors: vec![FieldError::new("", reason)] });
+                    let reason = format!(
+                        "event encodes to {} bytes, over the {}-byte limit",
+                        encoded.bytes.len(),
+                        limits.max_event_bytes
+                    );
+                    admission.rejected.push(Rejection {
+                        index,
+                        line,
+                        errors: vec![FieldError::new("", reason)],
+                    });
                 } else {
                     admission.accepted.push((index, encoded));
                 }

@@ -18,16 +18,26 @@ impl BodyFormat {
     /// a body that parses as one JSON document is JSON, anything else NDJSON.
     pub fn from_content_type(content_type: Option<&str>, body: &[u8]) -> Result<Self, DecodeError> {
         let Some(ct) = content_type else {
-            return Ok(if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-                Self::Json
-            } else {
-                Self::Ndjson
-            });
+            return Ok(
+                if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                    Self::Json
+                } else {
+                    Self::Ndjson
+                },
+            );
         };
-        let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/json" | "text/json" => Ok(Self::Json),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
             | "application/jsonlines" => Ok(Self::Ndjson),
             _ => Err(DecodeError::UnsupportedContentType(ct.to_owned())),
         }
@@ -41,7 +51,11 @@ pub type RawItem = Result<Map<String, Value>, Rejection>;
 ///
 /// Whole-body problems (not JSON, no events, too many) are a [`DecodeError`]; a bad
 /// element or line only rejects that event.
-pub fn decode(body: &[u8], format: BodyFormat, limits: &Limits) -> Result<Vec<RawItem>, DecodeError> {
+pub fn decode(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+) -> Result<Vec<RawItem>, DecodeError> {
     let items = match format {
         BodyFormat::Json => decode_json(body, limits)?,
         BodyFormat::Ndjson => decode_ndjson(body, limits)?,
@@ -53,14 +67,22 @@ pub fn decode(body: &[u8], format: BodyFormat, limits: &Limits) -> Result<Vec<Ra
 }
 
 fn decode_json(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
     match value {
         Value::Object(map) => Ok(vec![Ok(map)]),
         Value::Array(items) => {
             if items.len() > limits.max_events {
-                return Err(DecodeError::TooManyEvents { count: items.len(), limit: limits.max_events });
+                return Err(DecodeError::TooManyEvents {
+                    count: items.len(),
+                    limit: limits.max_events,
+                });
             }
-            Ok(items.into_iter().enumerate().map(|(index, v)| object_or_reject(v, index, None)).collect())
+            Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(index, v)| object_or_reject(v, index, None))
+                .collect())
         }
         other => Err(DecodeError::WrongShape(kind(&other))),
     }
@@ -75,17 +97,28 @@ fn decode_ndjson(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeErr
         }
         let index = items.len();
         if index == limits.max_events {
-            return Err(DecodeError::TooManyEvents { count: index + 1, limit: limits.max_events });
+            return Err(DecodeError::TooManyEvents {
+                count: index + 1,
+                limit: limits.max_events,
+            });
         }
         let line_no = Some(line_no + 1);
         if line.len() > limits.max_event_bytes {
-            let reason = format!("line is {} bytes, over the {}-byte event limit", line.len(), limits.max_event_bytes);
+            let reason = format!(
+                "line is {} bytes, over the {}-byte event limit",
+                line.len(),
+                limits.max_event_bytes
+            );
             items.push(Err(reject(index, line_no, FieldError::new("", reason))));
             continue;
         }
         items.push(match serde_json::from_slice::<Value>(line) {
             Ok(v) => object_or_reject(v, index, line_no),
-            Err(e) => Err(reject(index, line_no, FieldError::new("", format!("line is not valid JSON: {e}")))),
+            Err(e) => Err(reject(
+                index,
+                line_no,
+                FieldError::new("", format!("line is not valid JSON: {e}")),
+            )),
         });
     }
     Ok(items)
@@ -102,7 +135,11 @@ fn object_or_reject(value: Value, index: usize, line: Option<usize>) -> RawItem 
 }
 
 fn reject(index: usize, line: Option<usize>, error: FieldError) -> Rejection {
-    Rejection { index, line, errors: vec![error] }
+    Rejection {
+        index,
+        line,
+        errors: vec![error],
+    }
 }
 
 /// The JSON kind of `v`, for messages.
@@ -123,10 +160,22 @@ pub fn check_bounds(map: &Map<String, Value>, limits: &Limits) -> Result<(), Fie
     walk_map(map, 1, limits, &mut path)
 }
 
-fn walk_map<'a>(map: &'a Map<String, Value>, depth: usize, limits: &Limits, path: &mut Vec<&'a str>) -> Result<(), FieldError> {
+fn walk_map<'a>(
+    map: &'a Map<String, Value>,
+    depth: usize,
+    limits: &Limits,
+    path: &mut Vec<&'a str>,
+) -> Result<(), FieldError> {
     for (key, value) in map {
         if key.len() > limits.max_string_bytes {
-            return Err(FieldError::new(path.join("."), format!("object key of {} bytes exceeds the {}-byte limit", key.len(), limits.max_string_bytes)));
+            return Err(FieldError::new(
+                path.join("."),
+                format!(
+                    "object key of {} bytes exceeds the {}-byte limit",
+                    key.len(),
+                    limits.max_string_bytes
+                ),
+            ));
         }
         path.push(key);
         walk_value(value, depth, limits, path)?;
@@ -135,17 +184,29 @@ fn walk_map<'a>(map: &'a Map<String, Value>, depth: usize, limits: &Limits, path
     Ok(())
 }
 
-fn walk_value<'a>(value: &'a Value, depth: usize, limits: &Limits, path: &mut Vec<&'a str>) -> Result<(), FieldError> {
+fn walk_value<'a>(
+    value: &'a Value,
+    depth: usize,
+    limits: &Limits,
+    path: &mut Vec<&'a str>,
+) -> Result<(), FieldError> {
     match value {
         Value::String(s) if s.len() > limits.max_string_bytes => Err(FieldError::new(
             path.join("."),
-            format!("string of {} bytes exceeds the {}-byte limit", s.len(), limits.max_string_bytes),
+            format!(
+                "string of {} bytes exceeds the {}-byte limit",
+                s.len(),
+                limits.max_string_bytes
+            ),
         )),
-        Value::Object(_) | Value::Array(_) if depth >= limits.max_depth => {
-            Err(FieldError::new(path.join("."), format!("nested deeper than {} levels", limits.max_depth)))
-        }
+        Value::Object(_) | Value::Array(_) if depth >= limits.max_depth => Err(FieldError::new(
+            path.join("."),
+            format!("nested deeper than {} levels", limits.max_depth),
+        )),
         Value::Object(m) => walk_map(m, depth + 1, limits, path),
-        Value::Array(items) => items.iter().try_for_each(|v| walk_value(v, depth + 1, limits, path)),
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|v| walk_value(v, depth + 1, limits, path)),
         _ => Ok(()),
     }
 }
@@ -163,20 +224,36 @@ mod tests {
         let bad = items[1].as_ref().unwrap_err();
         assert_eq!((bad.index, bad.line), (1, Some(4)));
         assert!(bad.errors[0].reason.contains("not valid JSON"));
-        assert!(items[2].as_ref().unwrap_err().errors[0].reason.contains("got an array"));
+        assert!(
+            items[2].as_ref().unwrap_err().errors[0]
+                .reason
+                .contains("got an array")
+        );
     }
 
     #[test]
     fn sniffing_without_content_type() {
-        assert_eq!(BodyFormat::from_content_type(None, b"[{}]").unwrap(), BodyFormat::Json);
-        assert_eq!(BodyFormat::from_content_type(None, b"{}\n{}").unwrap(), BodyFormat::Ndjson);
+        assert_eq!(
+            BodyFormat::from_content_type(None, b"[{}]").unwrap(),
+            BodyFormat::Json
+        );
+        assert_eq!(
+            BodyFormat::from_content_type(None, b"{}\n{}").unwrap(),
+            BodyFormat::Ndjson
+        );
         assert!(BodyFormat::from_content_type(Some("text/plain"), b"{}").is_err());
-        assert_eq!(BodyFormat::from_content_type(Some("application/json; charset=utf-8"), b"").unwrap(), BodyFormat::Json);
+        assert_eq!(
+            BodyFormat::from_content_type(Some("application/json; charset=utf-8"), b"").unwrap(),
+            BodyFormat::Json
+        );
     }
 
     #[test]
     fn too_many_events_is_refused_whole() {
-        let limits = Limits { max_events: 2, ..Limits::default() };
+        let limits = Limits {
+            max_events: 2,
+            ..Limits::default()
+        };
         let err = decode(b"[{},{},{}]", BodyFormat::Json, &limits).unwrap_err();
         assert_eq!(err, DecodeError::TooManyEvents { count: 3, limit: 2 });
         assert!(decode(b"{}\n{}\n{}", BodyFormat::Ndjson, &limits).is_err());
@@ -184,7 +261,11 @@ mod tests {
 
     #[test]
     fn bounds_name_the_offending_path() {
-        let limits = Limits { max_depth: 3, max_string_bytes: 4, ..Limits::default() };
+        let limits = Limits {
+            max_depth: 3,
+            max_string_bytes: 4,
+            ..Limits::default()
+        };
         let v: Value = serde_json::from_str(r#"{"data":{"a":"12345"}}"#).unwrap();
         let err = check_bounds(v.as_object().unwrap(), &limits).unwrap_err();
         assert_eq!(err.field, "data.a");

@@ -15,7 +15,10 @@ pub struct FieldError {
 impl FieldError {
     /// An error in `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -35,7 +38,9 @@ pub struct Rejection {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The content type is not one evident reads.
-    #[error("unsupported content type `{0}`; send application/json (one event or an array) or application/x-ndjson (one event per line)")]
+    #[error(
+        "unsupported content type `{0}`; send application/json (one event or an array) or application/x-ndjson (one event per line)"
+    )]
     UnsupportedContentType(String),
     /// The body is not JSON.
     #[error("body is not valid JSON: {0}")]

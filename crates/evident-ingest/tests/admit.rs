@@ -7,33 +7,75 @@ use time::OffsetDateTime;
 #[test]
 fn mixed_batch_keeps_valid_events_and_names_invalid_ones() {
     let body = br#"[{"type":"user.login"},{"type":"BAD TYPE"},{"type":"quality.check","severity":"nope"},{"type":"data.access"}]"#;
-    let a = admit(body, BodyFormat::Json, &Limits::default(), OffsetDateTime::now_utc()).unwrap();
-    assert_eq!(a.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 3]);
-    assert_eq!(a.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 2]);
+    let a = admit(
+        body,
+        BodyFormat::Json,
+        &Limits::default(),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert_eq!(
+        a.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 3]
+    );
+    assert_eq!(
+        a.rejected.iter().map(|r| r.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(a.rejected[1].errors[0].field, "severity");
 }
 
 #[test]
 fn oversized_event_is_refused_alone() {
-    let limits = Limits { max_event_bytes: 400, ..Limits::default() };
+    let limits = Limits {
+        max_event_bytes: 400,
+        ..Limits::default()
+    };
     let big = "x".repeat(300);
-    let body = format!("{{\"type\":\"a.b\"}}\n{{\"type\":\"a.b\",\"data\":{{\"a\":\"{big}\",\"b\":\"{big}\"}}}}\n");
-    let a = admit(body.as_bytes(), BodyFormat::Ndjson, &limits, OffsetDateTime::now_utc()).unwrap();
+    let body = format!(
+        "{{\"type\":\"a.b\"}}\n{{\"type\":\"a.b\",\"data\":{{\"a\":\"{big}\",\"b\":\"{big}\"}}}}\n"
+    );
+    let a = admit(
+        body.as_bytes(),
+        BodyFormat::Ndjson,
+        &limits,
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     assert_eq!(a.accepted.len(), 1);
     assert_eq!(a.rejected[0].line, Some(2));
-    assert!(a.rejected[0].errors[0].reason.contains("400-byte"), "{:?}", a.rejected);
+    assert!(
+        a.rejected[0].errors[0].reason.contains("400-byte"),
+        "{:?}",
+        a.rejected
+    );
 }
 
 #[test]
 fn whole_body_errors() {
     let now = OffsetDateTime::now_utc();
     let l = Limits::default();
-    assert!(matches!(admit(b"nonsense", BodyFormat::Json, &l, now), Err(DecodeError::InvalidJson(_))));
-    assert!(matches!(admit(b"42", BodyFormat::Json, &l, now), Err(DecodeError::WrongShape(_))));
-    assert!(matches!(admit(b"[]", BodyFormat::Json, &l, now), Err(DecodeError::Empty)));
-    assert!(matches!(admit(b"\n\n", BodyFormat::Ndjson, &l, now), Err(DecodeError::Empty)));
+    assert!(matches!(
+        admit(b"nonsense", BodyFormat::Json, &l, now),
+        Err(DecodeError::InvalidJson(_))
+    ));
+    assert!(matches!(
+        admit(b"42", BodyFormat::Json, &l, now),
+        Err(DecodeError::WrongShape(_))
+    ));
+    assert!(matches!(
+        admit(b"[]", BodyFormat::Json, &l, now),
+        Err(DecodeError::Empty)
+    ));
+    assert!(matches!(
+        admit(b"\n\n", BodyFormat::Ndjson, &l, now),
+        Err(DecodeError::Empty)
+    ));
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    assert!(matches!(admit(deep.as_bytes(), BodyFormat::Json, &l, now), Err(DecodeError::InvalidJson(_))));
+    assert!(matches!(
+        admit(deep.as_bytes(), BodyFormat::Json, &l, now),
+        Err(DecodeError::InvalidJson(_))
+    ));
 }
 
 proptest! {

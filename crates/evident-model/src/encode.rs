@@ -53,7 +53,10 @@ mod tests {
             outcome: Outcome::Success,
             source: None,
             agent_id: None,
-            actor: Actor { user_id: Some("u1".into()), ..Actor::default() },
+            actor: Actor {
+                user_id: Some("u1".into()),
+                ..Actor::default()
+            },
             target: Default::default(),
             facility: None,
             correlation_id: None,
@@ -73,6 +76,10 @@ mod tests {
             r#"{"id":"00000000-0000-0000-0000-000000000000","time":"2024-06-01T00:00:00.123456Z","received_at":"2024-06-01T00:00:01Z","type":"user.login","category":"authentication","severity":"info","priority":"info","outcome":"success","actor":{"user_id":"u1"},"data":{"alpha":{"a":1,"b":2},"zeta":1}}"#
         );
         let back: Event = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(canonical_bytes(&back), bytes, "decode then encode must give the same bytes");
+        assert_eq!(
+            canonical_bytes(&back),
+            bytes,
+            "decode then encode must give the same bytes"
+        );
     }
 }

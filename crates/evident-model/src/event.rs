@@ -27,7 +27,10 @@ pub struct Actor {
 impl Actor {
     /// True when no field is set (then the actor is left out of the encoding).
     pub fn is_empty(&self) -> bool {
-        self.user_id.is_none() && self.session_id.is_none() && self.ip.is_none() && self.user_agent.is_none()
+        self.user_id.is_none()
+            && self.session_id.is_none()
+            && self.ip.is_none()
+            && self.user_agent.is_none()
     }
 }
 

@@ -102,7 +102,9 @@ impl From<Priority> for Severity {
 
 /// A level name that is neither a canonical name nor a known alias.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown level `{0}`; expected critical, high, medium, low or info (or an alias such as error, warning, notice, debug)")]
+#[error(
+    "unknown level `{0}`; expected critical, high, medium, low or info (or an alias such as error, warning, notice, debug)"
+)]
 pub struct UnknownLevel(pub String);
 
 #[cfg(test)]

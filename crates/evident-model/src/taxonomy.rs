@@ -87,13 +87,14 @@ impl Category {
     pub fn for_type(event_type: &str) -> Self {
         let head = event_type.split('.').next().unwrap_or_default();
         match head {
-            "auth" | "authentication" | "session" | "mfa" | "login" | "logout" => Self::Authentication,
+            "auth" | "authentication" | "session" | "mfa" | "login" | "logout" => {
+                Self::Authentication
+            }
             "user" if event_type.starts_with("user.log") => Self::Authentication,
             "user" => Self::Authorization,
             "access" | "permission" | "authz" | "authorization" | "role" => Self::Authorization,
-            "station" | "quality" | "equipment" | "maintenance" | "production" | "safety" | "plc" => {
-                Self::Manufacturing
-            }
+            "station" | "quality" | "equipment" | "maintenance" | "production" | "safety"
+            | "plc" => Self::Manufacturing,
             "data" | "encryption" | "compliance" | "privacy" | "gdpr" => Self::Data,
             "config" | "configuration" | "system" | "service" => Self::System,
             "security" | "threat" | "attack" | "intrusion" | "malware" => Self::Threat,
@@ -156,8 +157,10 @@ impl Outcome {
     /// `passed` → success; `fail`, `failed`, `denied`, `error`, `blocked`, `rejected` → failure.
     pub fn parse_alias(s: &str) -> Option<Self> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
-            "success" | "succeeded" | "ok" | "allowed" | "allow" | "pass" | "passed" | "granted" => Self::Success,
-            "failure" | "fail" | "failed" | "denied" | "deny" | "error" | "blocked" | "rejected" => Self::Failure,
+            "success" | "succeeded" | "ok" | "allowed" | "allow" | "pass" | "passed"
+            | "granted" => Self::Success,
+            "failure" | "fail" | "failed" | "denied" | "deny" | "error" | "blocked"
+            | "rejected" => Self::Failure,
             "unknown" => Self::Unknown,
             _ => return None,
         })
@@ -196,9 +199,15 @@ mod tests {
     #[test]
     fn seed_types_fall_in_their_categories() {
         assert_eq!(Category::for_type("user.login"), Category::Authentication);
-        assert_eq!(Category::for_type("auth.login.failure"), Category::Authentication);
+        assert_eq!(
+            Category::for_type("auth.login.failure"),
+            Category::Authentication
+        );
         assert_eq!(Category::for_type("access.denied"), Category::Authorization);
-        assert_eq!(Category::for_type("station.operation"), Category::Manufacturing);
+        assert_eq!(
+            Category::for_type("station.operation"),
+            Category::Manufacturing
+        );
         assert_eq!(Category::for_type("encryption.event"), Category::Data);
         assert_eq!(Category::for_type("config.change"), Category::System);
         assert_eq!(Category::for_type("security.violation"), Category::Threat);
@@ -208,9 +217,15 @@ mod tests {
 
     #[test]
     fn outcome_follows_the_last_segment() {
-        assert_eq!(Outcome::for_type("auth.login.failure"), Some(Outcome::Failure));
+        assert_eq!(
+            Outcome::for_type("auth.login.failure"),
+            Some(Outcome::Failure)
+        );
         assert_eq!(Outcome::for_type("access.denied"), Some(Outcome::Failure));
-        assert_eq!(Outcome::for_type("auth.login.success"), Some(Outcome::Success));
+        assert_eq!(
+            Outcome::for_type("auth.login.success"),
+            Some(Outcome::Success)
+        );
         assert_eq!(Outcome::for_type("user.login"), None);
     }
 

@@ -18,7 +18,9 @@ pub enum StoreError {
         reason: String,
     },
     /// The database was written by a newer evident.
-    #[error("database schema version {found} is newer than this evident understands ({supported}); upgrade evident")]
+    #[error(
+        "database schema version {found} is newer than this evident understands ({supported}); upgrade evident"
+    )]
     SchemaTooNew {
         /// Version in the file.
         found: i64,

@@ -22,7 +22,9 @@ pub mod testsuite;
 
 pub use error::StoreError;
 pub use keys::{ApiKey, Role};
-pub use query::{Cursor, EventQuery, GroupField, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter};
+pub use query::{
+    Cursor, EventQuery, GroupField, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter,
+};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -62,7 +64,12 @@ pub trait EventStore: Send + Sync + 'static {
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     /// Stores a new key with `role` and returns its secret (shown once, never stored).
-    async fn create_key(&self, role: Role, facilities: Option<Vec<String>>, label: Option<String>) -> Result<String, StoreError>;
+    async fn create_key(
+        &self,
+        role: Role,
+        facilities: Option<Vec<String>>,
+        label: Option<String>,
+    ) -> Result<String, StoreError>;
 
     /// The live key whose secret is `secret`.
     async fn find_key(&self, secret: &str) -> Result<Option<ApiKey>, StoreError>;

@@ -85,7 +85,10 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD.decode(s.as_bytes()).ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
         let (time, seq) = text.split_once(':')?;
-        Some(Cursor { time: time.parse().ok()?, seq: seq.parse().ok()? })
+        Some(Cursor {
+            time: time.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
     }
 }
 
@@ -227,7 +230,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor { time: 1_717_200_000_123_456, seq: 42 };
+        let c = Cursor {
+            time: 1_717_200_000_123_456,
+            seq: 42,
+        };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1:x")), None);

@@ -27,11 +27,25 @@ pub fn event(event_type: &str, minutes: i64, severity: Severity) -> EncodedEvent
         outcome: Outcome::Unknown,
         source: Some("mes-api".into()),
         agent_id: None,
-        actor: Actor { user_id: Some(format!("user_{}", minutes % 3)), ip: Some("10.0.0.1".into()), ..Actor::default() },
+        actor: Actor {
+            user_id: Some(format!("user_{}", minutes % 3)),
+            ip: Some("10.0.0.1".into()),
+            ..Actor::default()
+        },
         target: Default::default(),
-        facility: Some(if minutes % 2 == 0 { "plant-1" } else { "plant-2" }.into()),
+        facility: Some(
+            if minutes % 2 == 0 {
+                "plant-1"
+            } else {
+                "plant-2"
+            }
+            .into(),
+        ),
         correlation_id: None,
-        data: json!({"station_id": format!("STN-{minutes}"), "n": minutes}).as_object().cloned().unwrap_or_default(),
+        data: json!({"station_id": format!("STN-{minutes}"), "n": minutes})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
         context: Default::default(),
         tags: vec![],
         compliance: vec![],
@@ -39,24 +53,52 @@ pub fn event(event_type: &str, minutes: i64, severity: Severity) -> EncodedEvent
 }
 
 fn all() -> EventQuery {
-    EventQuery { limit: 1000, ..EventQuery::default() }
+    EventQuery {
+        limit: 1000,
+        ..EventQuery::default()
+    }
 }
 
 /// Sequence numbers are gap-free across batches, and a repeated id is stored once.
 pub async fn append_assigns_gap_free_seq_and_dedups(store: &dyn EventStore) {
-    let first: Vec<_> = (0..5).map(|i| event("user.login", i, Severity::Info)).collect();
+    let first: Vec<_> = (0..5)
+        .map(|i| event("user.login", i, Severity::Info))
+        .collect();
     let out = store.append(first.clone()).await.unwrap();
-    let seqs: Vec<i64> = out.iter().map(|a| match a { Appended::Stored(s) => *s, Appended::Duplicate => -1 }).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gap-free: {seqs:?}");
+    let seqs: Vec<i64> = out
+        .iter()
+        .map(|a| match a {
+            Appended::Stored(s) => *s,
+            Appended::Duplicate => -1,
+        })
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap-free: {seqs:?}"
+    );
 
-    let again = vec![first[1].clone(), event("user.logout", 6, Severity::Info), first[1].clone()];
+    let again = vec![
+        first[1].clone(),
+        event("user.logout", 6, Severity::Info),
+        first[1].clone(),
+    ];
     let out2 = store.append(again).await.unwrap();
-    assert_eq!(out2, vec![Appended::Duplicate, Appended::Stored(seqs[4] + 1), Appended::Duplicate]);
+    assert_eq!(
+        out2,
+        vec![
+            Appended::Duplicate,
+            Appended::Stored(seqs[4] + 1),
+            Appended::Duplicate
+        ]
+    );
 
     let page = store.query(all()).await.unwrap();
     assert_eq!(page.events.len(), 6);
     let stored = store.get(first[1].event.id, None).await.unwrap().unwrap();
-    assert_eq!(stored.bytes, first[1].bytes, "the canonical bytes come back unchanged");
+    assert_eq!(
+        stored.bytes, first[1].bytes,
+        "the canonical bytes come back unchanged"
+    );
     assert!(store.get(Uuid::new_v4(), None).await.unwrap().is_none());
 }
 
@@ -73,27 +115,127 @@ pub async fn query_filters_and_paginates(store: &dyn EventStore) {
     }
     store.append(batch).await.unwrap();
 
-    let count = |q: EventQuery| async move { store.query(EventQuery { limit: 1000, ..q }).await.unwrap().events.len() };
-    assert_eq!(count(EventQuery { event_type: Some(TypeFilter::Prefix("auth.".into())), ..all() }).await, 20);
-    assert_eq!(count(EventQuery { event_type: Some(TypeFilter::Exact("auth.logout".into())), ..all() }).await, 10);
-    assert_eq!(count(EventQuery { min_severity: Some(Severity::Medium), ..all() }).await, 20);
-    assert_eq!(count(EventQuery { severity: Some(Severity::High), ..all() }).await, 10);
-    assert_eq!(count(EventQuery { category: Some(Category::Manufacturing), ..all() }).await, 10);
-    assert_eq!(count(EventQuery { user_id: Some("user_0".into()), ..all() }).await, 10);
-    assert_eq!(count(EventQuery { facility: Some("plant-1".into()), ..all() }).await, 15);
-    assert_eq!(count(EventQuery { scope: Some(vec!["plant-2".into()]), ..all() }).await, 15);
+    let count = |q: EventQuery| async move {
+        store
+            .query(EventQuery { limit: 1000, ..q })
+            .await
+            .unwrap()
+            .events
+            .len()
+    };
+    assert_eq!(
+        count(EventQuery {
+            event_type: Some(TypeFilter::Prefix("auth.".into())),
+            ..all()
+        })
+        .await,
+        20
+    );
+    assert_eq!(
+        count(EventQuery {
+            event_type: Some(TypeFilter::Exact("auth.logout".into())),
+            ..all()
+        })
+        .await,
+        10
+    );
+    assert_eq!(
+        count(EventQuery {
+            min_severity: Some(Severity::Medium),
+            ..all()
+        })
+        .await,
+        20
+    );
+    assert_eq!(
+        count(EventQuery {
+            severity: Some(Severity::High),
+            ..all()
+        })
+        .await,
+        10
+    );
+    assert_eq!(
+        count(EventQuery {
+            category: Some(Category::Manufacturing),
+            ..all()
+        })
+        .await,
+        10
+    );
+    assert_eq!(
+        count(EventQuery {
+            user_id: Some("user_0".into()),
+            ..all()
+        })
+        .await,
+        10
+    );
+    assert_eq!(
+        count(EventQuery {
+            facility: Some("plant-1".into()),
+            ..all()
+        })
+        .await,
+        15
+    );
+    assert_eq!(
+        count(EventQuery {
+            scope: Some(vec!["plant-2".into()]),
+            ..all()
+        })
+        .await,
+        15
+    );
     let from = evident_model::unix_micros(BASE + time::Duration::minutes(10));
     let to = evident_model::unix_micros(BASE + time::Duration::minutes(20));
-    assert_eq!(count(EventQuery { from: Some(from), to: Some(to), ..all() }).await, 10);
-    let data = |v: &str| vec![DataFilter { path: vec!["n".into()], value: v.into() }];
-    assert_eq!(count(EventQuery { data: data("7"), ..all() }).await, 1);
-    let station = vec![DataFilter { path: vec!["station_id".into()], value: "STN-7".into() }];
-    assert_eq!(count(EventQuery { data: station, ..all() }).await, 1);
+    assert_eq!(
+        count(EventQuery {
+            from: Some(from),
+            to: Some(to),
+            ..all()
+        })
+        .await,
+        10
+    );
+    let data = |v: &str| {
+        vec![DataFilter {
+            path: vec!["n".into()],
+            value: v.into(),
+        }]
+    };
+    assert_eq!(
+        count(EventQuery {
+            data: data("7"),
+            ..all()
+        })
+        .await,
+        1
+    );
+    let station = vec![DataFilter {
+        path: vec!["station_id".into()],
+        value: "STN-7".into(),
+    }];
+    assert_eq!(
+        count(EventQuery {
+            data: station,
+            ..all()
+        })
+        .await,
+        1
+    );
 
     let mut seen = Vec::new();
     let mut cursor: Option<Cursor> = None;
     loop {
-        let page = store.query(EventQuery { limit: 7, cursor, ..EventQuery::default() }).await.unwrap();
+        let page = store
+            .query(EventQuery {
+                limit: 7,
+                cursor,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
         seen.extend(page.events.iter().map(|e| e.seq));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -108,7 +250,19 @@ pub async fn query_filters_and_paginates(store: &dyn EventStore) {
 
 /// Stats count per group and per bucket, and the two agree.
 pub async fn stats_count_groups_and_buckets(store: &dyn EventStore) {
-    let batch: Vec<_> = (0..120).map(|i| event(if i % 4 == 0 { "access.denied" } else { "user.login" }, i, Severity::Info)).collect();
+    let batch: Vec<_> = (0..120)
+        .map(|i| {
+            event(
+                if i % 4 == 0 {
+                    "access.denied"
+                } else {
+                    "user.login"
+                },
+                i,
+                Severity::Info,
+            )
+        })
+        .collect();
     store.append(batch).await.unwrap();
     let q = StatsQuery {
         from: evident_model::unix_micros(BASE),
@@ -120,8 +274,14 @@ pub async fn stats_count_groups_and_buckets(store: &dyn EventStore) {
     let stats = store.stats(q).await.unwrap();
     assert_eq!(stats.total, 120);
     assert_eq!(stats.groups.len(), 2);
-    assert_eq!(stats.groups[0].key, vec![Some("user.login".to_owned()), Some("info".to_owned())]);
+    assert_eq!(
+        stats.groups[0].key,
+        vec![Some("user.login".to_owned()), Some("info".to_owned())]
+    );
     assert_eq!(stats.groups[0].count, 90);
     assert_eq!(stats.groups[1].count, 30);
-    assert_eq!(stats.series.iter().map(|b| b.count).collect::<Vec<_>>(), vec![60, 60]);
+    assert_eq!(
+        stats.series.iter().map(|b| b.count).collect::<Vec<_>>(),
+        vec![60, 60]
+    );
 }

@@ -1,1 +1,68 @@
-fn main() {}
+//! The `evident` binary: one command with subcommands for the service and its tools.
+//!
+//! # Layout
+//!
+//! - `serve`: wiring of store → commit stage → HTTP API, and graceful shutdown.
+//! - `keys`: API key management on a data directory.
+//! - `client`: the HTTP client the `send`, `query` and `bench` commands share.
+//! - `send`, `query`: NDJSON upload and event search from the command line.
+//! - `bench`: the load generator, its reference workload, and the naive-table baseline.
+
+mod bench;
+mod cli;
+mod client;
+mod keys;
+mod query;
+mod send;
+mod serve;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Keys(args) => keys::run(args).await,
+            Command::Send(args) => send::run(args).await,
+            Command::Query(args) => query::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: Option<&str>) {
+    let filter = filter
+        .map(tracing_subscriber::EnvFilter::new)
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::try_from_env("EVIDENT_LOG")
+                .unwrap_or_else(|_| "info".into())
+        });
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -48,20 +48,41 @@ pub(crate) struct Draft {
 /// Keys copied from `data` into the actor when the sender set no actor field.
 const ACTOR_USER: &[&str] = &["user_id", "userId", "username", "user"];
 const ACTOR_SESSION: &[&str] = &["session_id", "sessionId"];
-const ACTOR_IP: &[&str] = &["source_ip", "sourceIp", "ipAddress", "ip_address", "src_ip", "client_ip"];
+const ACTOR_IP: &[&str] = &[
+    "source_ip",
+    "sourceIp",
+    "ipAddress",
+    "ip_address",
+    "src_ip",
+    "client_ip",
+];
 const ACTOR_AGENT: &[&str] = &["user_agent", "userAgent"];
 /// Keys copied from `data` into the target when the sender named no target.
-const TARGET_KEYS: &[&str] = &["station_id", "asset_id", "equipment_id", "resource", "panel_id"];
+const TARGET_KEYS: &[&str] = &[
+    "station_id",
+    "asset_id",
+    "equipment_id",
+    "resource",
+    "panel_id",
+];
 
 impl Draft {
     /// Fills actor and target gaps from well-known keys of `data`, then of `context`
     /// (copies: `data` and `context` keep every key as sent).
     pub(crate) fn lift_from_payload(&mut self) {
         for source in [&self.data, &self.context] {
-            fill(&mut self.actor.user_id, source, ACTOR_USER, |s| Some(s.to_owned()));
-            fill(&mut self.actor.session_id, source, ACTOR_SESSION, |s| Some(s.to_owned()));
-            fill(&mut self.actor.ip, source, ACTOR_IP, |s| s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_string()));
-            fill(&mut self.actor.user_agent, source, ACTOR_AGENT, |s| Some(s.to_owned()));
+            fill(&mut self.actor.user_id, source, ACTOR_USER, |s| {
+                Some(s.to_owned())
+            });
+            fill(&mut self.actor.session_id, source, ACTOR_SESSION, |s| {
+                Some(s.to_owned())
+            });
+            fill(&mut self.actor.ip, source, ACTOR_IP, |s| {
+                s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_string())
+            });
+            fill(&mut self.actor.user_agent, source, ACTOR_AGENT, |s| {
+                Some(s.to_owned())
+            });
         }
         if self.target.is_empty() {
             for key in TARGET_KEYS {
@@ -73,10 +94,17 @@ impl Draft {
     }
 
     /// Applies defaults and checks every rule, giving the event or every broken rule.
-    pub(crate) fn finish(self, received_at: OffsetDateTime, errors: &mut Vec<FieldError>) -> Option<Event> {
+    pub(crate) fn finish(
+        self,
+        received_at: OffsetDateTime,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Event> {
         let received_at = to_stored_precision(received_at);
         let Some((event_type, type_field)) = self.event_type else {
-            errors.push(FieldError::new("type", "is required: a dotted lowercase name such as auth.login.failure"));
+            errors.push(FieldError::new(
+                "type",
+                "is required: a dotted lowercase name such as auth.login.failure",
+            ));
             return None;
         };
         check_type(&event_type, type_field, errors);
@@ -94,16 +122,31 @@ impl Draft {
         for (field, value) in short {
             check_text(field, value.as_deref(), MAX_SHORT_LEN, errors);
         }
-        check_text("actor.user_agent", actor.user_agent.as_deref(), MAX_USER_AGENT_LEN, errors);
-        let actor = Actor { ip: normalize_ip(actor.ip, self.ip_field, errors), ..actor };
+        check_text(
+            "actor.user_agent",
+            actor.user_agent.as_deref(),
+            MAX_USER_AGENT_LEN,
+            errors,
+        );
+        let actor = Actor {
+            ip: normalize_ip(actor.ip, self.ip_field, errors),
+            ..actor
+        };
         check_labels("tags", &self.tags, errors);
         check_labels("compliance", &self.compliance, errors);
         if !errors.is_empty() {
             return None;
         }
-        let category = self.category.unwrap_or_else(|| Category::for_type(&event_type));
-        let severity = self.severity.unwrap_or_else(|| default_severity(&event_type));
-        let outcome = self.outcome.or_else(|| Outcome::for_type(&event_type)).or_else(|| outcome_from_data(&self.data));
+        let category = self
+            .category
+            .unwrap_or_else(|| Category::for_type(&event_type));
+        let severity = self
+            .severity
+            .unwrap_or_else(|| default_severity(&event_type));
+        let outcome = self
+            .outcome
+            .or_else(|| Outcome::for_type(&event_type))
+            .or_else(|| outcome_from_data(&self.data));
         let mut compliance = self.compliance;
         for control in category.compliance_controls() {
             if !compliance.iter().any(|c| c == control) {
@@ -133,7 +176,12 @@ impl Draft {
     }
 }
 
-fn fill(slot: &mut Option<String>, source: &Map<String, Value>, keys: &[&str], accept: impl Fn(&str) -> Option<String>) {
+fn fill(
+    slot: &mut Option<String>,
+    source: &Map<String, Value>,
+    keys: &[&str],
+    accept: impl Fn(&str) -> Option<String>,
+) {
     if slot.is_some() {
         return;
     }
@@ -157,7 +205,10 @@ fn check_type(t: &str, field: &str, errors: &mut Vec<FieldError>) {
     let well_formed = !t.is_empty()
         && t.len() <= MAX_TYPE_LEN
         && t.split('.').all(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         });
     if !well_formed {
         errors.push(FieldError::new(
@@ -171,14 +222,20 @@ fn check_time(time: OffsetDateTime, received_at: OffsetDateTime, errors: &mut Ve
     if time.unix_timestamp() < 0 {
         errors.push(FieldError::new("time", "is before 1970-01-01"));
     } else if time > received_at + MAX_FUTURE_SKEW {
-        errors.push(FieldError::new("time", "lies more than one day in the future; check the sender's clock"));
+        errors.push(FieldError::new(
+            "time",
+            "lies more than one day in the future; check the sender's clock",
+        ));
     }
 }
 
 fn check_text(field: &str, value: Option<&str>, max: usize, errors: &mut Vec<FieldError>) {
     let Some(value) = value else { return };
     if value.len() > max {
-        errors.push(FieldError::new(field, format!("is {} bytes, over the {max}-byte limit", value.len())));
+        errors.push(FieldError::new(
+            field,
+            format!("is {} bytes, over the {max}-byte limit", value.len()),
+        ));
     } else if value.chars().any(char::is_control) {
         errors.push(FieldError::new(field, "contains control characters"));
     }
@@ -190,7 +247,10 @@ fn normalize_ip(ip: Option<String>, field: &str, errors: &mut Vec<FieldError>) -
         Ok(addr) => Some(addr.to_string()),
         Err(_) => {
             let shown: String = text.chars().take(64).collect();
-            errors.push(FieldError::new(field, format!("{shown:?} is not an IPv4 or IPv6 address")));
+            errors.push(FieldError::new(
+                field,
+                format!("{shown:?} is not an IPv4 or IPv6 address"),
+            ));
             None
         }
     }
@@ -198,7 +258,13 @@ fn normalize_ip(ip: Option<String>, field: &str, errors: &mut Vec<FieldError>) -
 
 fn check_labels(field: &str, labels: &[String], errors: &mut Vec<FieldError>) {
     if labels.len() > MAX_LABELS {
-        errors.push(FieldError::new(field, format!("has {} entries, over the limit of {MAX_LABELS}", labels.len())));
+        errors.push(FieldError::new(
+            field,
+            format!(
+                "has {} entries, over the limit of {MAX_LABELS}",
+                labels.len()
+            ),
+        ));
     }
     for label in labels {
         check_text(field, Some(label), MAX_TYPE_LEN, errors);
@@ -208,10 +274,16 @@ fn check_labels(field: &str, labels: &[String], errors: &mut Vec<FieldError>) {
 /// The outcome a payload states in a `success` boolean or a `result`/`outcome`/`status` word.
 fn outcome_from_data(data: &Map<String, Value>) -> Option<Outcome> {
     if let Some(Value::Bool(ok)) = data.get("success") {
-        return Some(if *ok { Outcome::Success } else { Outcome::Failure });
+        return Some(if *ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        });
     }
-    ["result", "outcome", "status"].iter().find_map(|k| match data.get(*k)? {
-        Value::String(s) => Outcome::parse_alias(s).filter(|o| *o != Outcome::Unknown),
-        _ => None,
-    })
+    ["result", "outcome", "status"]
+        .iter()
+        .find_map(|k| match data.get(*k)? {
+            Value::String(s) => Outcome::parse_alias(s).filter(|o| *o != Outcome::Unknown),
+            _ => None,
+        })
 }

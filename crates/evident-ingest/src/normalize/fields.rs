@@ -17,12 +17,20 @@ pub(crate) struct Fields<'e> {
 impl<'e> Fields<'e> {
     /// The top-level object of an event.
     pub(crate) fn root(map: Map<String, Value>, errors: &'e mut Vec<FieldError>) -> Self {
-        Self { map, prefix: String::new(), errors }
+        Self {
+            map,
+            prefix: String::new(),
+            errors,
+        }
     }
 
     /// The full path of `key` inside this object.
     pub(crate) fn path(&self, key: &str) -> String {
-        if self.prefix.is_empty() { key.to_owned() } else { format!("{}.{key}", self.prefix) }
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
     }
 
     /// Records an error against `key`.
@@ -61,7 +69,10 @@ impl<'e> Fields<'e> {
             (_, Value::String(s)) => Some(s),
             (_, Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
             (key, other) => {
-                self.error(&key, format!("must be a string or an integer, got {}", kind(&other)));
+                self.error(
+                    &key,
+                    format!("must be a string or an integer, got {}", kind(&other)),
+                );
                 None
             }
         }
@@ -82,25 +93,46 @@ impl<'e> Fields<'e> {
     pub(crate) fn nested(&mut self, key: &str) -> Option<Fields<'_>> {
         let map = self.object(&[key])?;
         let prefix = self.path(key);
-        Some(Fields { map, prefix, errors: self.errors })
+        Some(Fields {
+            map,
+            prefix,
+            errors: self.errors,
+        })
     }
 
     /// A list of strings.
     pub(crate) fn strings(&mut self, key: &str) -> Vec<String> {
-        let Some((key, value)) = self.take(&[key]) else { return Vec::new() };
+        let Some((key, value)) = self.take(&[key]) else {
+            return Vec::new();
+        };
         match value {
-            Value::Array(items) if items.iter().all(Value::is_string) => {
-                items.into_iter().filter_map(|v| if let Value::String(s) = v { Some(s) } else { None }).collect()
-            }
+            Value::Array(items) if items.iter().all(Value::is_string) => items
+                .into_iter()
+                .filter_map(|v| {
+                    if let Value::String(s) = v {
+                        Some(s)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
             other => {
-                self.error(&key, format!("must be an array of strings, got {}", kind(&other)));
+                self.error(
+                    &key,
+                    format!("must be an array of strings, got {}", kind(&other)),
+                );
                 Vec::new()
             }
         }
     }
 
     /// A string parsed by `parse`; `what` describes the accepted values for the error.
-    pub(crate) fn parsed<T>(&mut self, keys: &[&str], parse: impl Fn(&str) -> Option<T>, what: &str) -> Option<T> {
+    pub(crate) fn parsed<T>(
+        &mut self,
+        keys: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Option<T> {
         let (key, value) = self.take(keys)?;
         let parsed = match &value {
             Value::String(s) => parse(s),
@@ -123,20 +155,33 @@ impl<'e> Fields<'e> {
             _ => None,
         };
         if parsed.is_none() {
-            self.error(&key, format!("{} is not a time; use RFC 3339 (2024-06-01T12:00:00Z) or Unix seconds", describe(&value)));
+            self.error(
+                &key,
+                format!(
+                    "{} is not a time; use RFC 3339 (2024-06-01T12:00:00Z) or Unix seconds",
+                    describe(&value)
+                ),
+            );
         }
         parsed
     }
 
     /// Errors for every key nobody took.
     pub(crate) fn reject_unknown(self, hint: &str) {
-        let Fields { map, prefix, errors } = self;
+        let Fields {
+            map,
+            prefix,
+            errors,
+        } = self;
         for key in map.keys() {
-            let field = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let field = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             errors.push(FieldError::new(field, format!("unknown field{hint}")));
         }
     }
-
 }
 
 /// `value` quoted briefly for an error message.
@@ -174,13 +219,31 @@ mod tests {
 
     #[test]
     fn times_in_the_shapes_senders_use() {
-        assert_eq!(parse_time_text("2024-06-01T00:00:00.5Z"), Some(datetime!(2024-06-01 00:00:00.5 UTC)));
-        assert_eq!(parse_time_text("2024-06-01T02:00:00+02:00"), Some(datetime!(2024-06-01 00:00:00 UTC)));
-        assert_eq!(parse_time_text("2024-06-01T00:00:00.123456"), Some(datetime!(2024-06-01 00:00:00.123456 UTC)));
-        assert_eq!(parse_time_text("2024-06-01 00:00:00"), Some(datetime!(2024-06-01 00:00:00 UTC)));
+        assert_eq!(
+            parse_time_text("2024-06-01T00:00:00.5Z"),
+            Some(datetime!(2024-06-01 00:00:00.5 UTC))
+        );
+        assert_eq!(
+            parse_time_text("2024-06-01T02:00:00+02:00"),
+            Some(datetime!(2024-06-01 00:00:00 UTC))
+        );
+        assert_eq!(
+            parse_time_text("2024-06-01T00:00:00.123456"),
+            Some(datetime!(2024-06-01 00:00:00.123456 UTC))
+        );
+        assert_eq!(
+            parse_time_text("2024-06-01 00:00:00"),
+            Some(datetime!(2024-06-01 00:00:00 UTC))
+        );
         assert_eq!(parse_time_text("yesterday"), None);
-        assert_eq!(unix_number(1_717_200_000.0), Some(datetime!(2024-06-01 00:00:00 UTC)));
-        assert_eq!(unix_number(1_717_200_000_000.0), Some(datetime!(2024-06-01 00:00:00 UTC)));
+        assert_eq!(
+            unix_number(1_717_200_000.0),
+            Some(datetime!(2024-06-01 00:00:00 UTC))
+        );
+        assert_eq!(
+            unix_number(1_717_200_000_000.0),
+            Some(datetime!(2024-06-01 00:00:00 UTC))
+        );
         assert_eq!(unix_number(-1.0), None);
     }
 }

@@ -22,7 +22,10 @@ use time::OffsetDateTime;
 /// Normalizes one raw event object received at `received_at`.
 ///
 /// On failure returns every rule the event broke, each naming the field as the sender wrote it.
-pub fn normalize(raw: Map<String, Value>, received_at: OffsetDateTime) -> Result<Event, Vec<FieldError>> {
+pub fn normalize(
+    raw: Map<String, Value>,
+    received_at: OffsetDateTime,
+) -> Result<Event, Vec<FieldError>> {
     let mut errors = Vec::new();
     let shape = Shape::detect(&raw);
     let fields = Fields::root(raw, &mut errors);

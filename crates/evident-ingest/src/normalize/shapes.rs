@@ -40,7 +40,11 @@ impl Shape {
         match map.get("type") {
             Some(Value::String(t)) if is_upper_snake(t) => {
                 let opmas = OPMAS_TYPES.iter().any(|(name, ..)| name == t);
-                if opmas && !map.contains_key("details") { Shape::Opmas } else { Shape::Batched }
+                if opmas && !map.contains_key("details") {
+                    Shape::Opmas
+                } else {
+                    Shape::Batched
+                }
             }
             _ => Shape::Canonical,
         }
@@ -49,7 +53,8 @@ impl Shape {
 
 fn is_upper_snake(t: &str) -> bool {
     t.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
-        && t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && t.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn severity(f: &mut Fields<'_>, keys: &[&str]) -> Option<Severity> {
@@ -57,7 +62,11 @@ fn severity(f: &mut Fields<'_>, keys: &[&str]) -> Option<Severity> {
 }
 
 fn priority(f: &mut Fields<'_>, keys: &[&str]) -> Option<Priority> {
-    f.parsed(keys, Priority::parse_alias, "a priority (critical, high, medium, low or info)")
+    f.parsed(
+        keys,
+        Priority::parse_alias,
+        "a priority (critical, high, medium, low or info)",
+    )
 }
 
 fn id(f: &mut Fields<'_>, keys: &[&str]) -> Option<Uuid> {
@@ -96,7 +105,10 @@ pub(crate) fn canonical(mut f: Fields<'_>) -> Draft {
         actor.reject_unknown("; actor has user_id, session_id, ip and user_agent");
     }
     if f.string(&["received_at"]).is_some() {
-        f.error("received_at", "is set by the server; send the event's own time as `time`");
+        f.error(
+            "received_at",
+            "is set by the server; send the event's own time as `time`",
+        );
     }
     f.reject_unknown(UNKNOWN_HINT);
     d
@@ -112,7 +124,9 @@ pub(crate) fn collector(mut f: Fields<'_>) -> Draft {
         id: id(&mut f, &["id"]),
         time: f.time(&["timestamp", "time"]),
         event_type,
-        data: f.object(&["eventData", "event_data", "data"]).unwrap_or_default(),
+        data: f
+            .object(&["eventData", "event_data", "data"])
+            .unwrap_or_default(),
         correlation_id: f.ident(&["correlationId", "correlation_id"]),
         severity: severity(&mut f, &["severity"]),
         facility: f.ident(&["facility"]),
@@ -127,14 +141,21 @@ pub(crate) fn collector(mut f: Fields<'_>) -> Draft {
     let mut context = f.object(&["context"]).unwrap_or_default();
     if let Some(metadata) = f.object(&["metadata"]) {
         if d.severity.is_none() {
-            d.severity = metadata.get("severity").and_then(Value::as_str).and_then(Severity::parse_alias);
+            d.severity = metadata
+                .get("severity")
+                .and_then(Value::as_str)
+                .and_then(Severity::parse_alias);
         }
         context.insert("metadata".to_owned(), Value::Object(metadata));
     }
     let text = |k: &str| context.get(k).and_then(Value::as_str).map(str::to_owned);
     d.correlation_id = d.correlation_id.or_else(|| text("correlationId"));
     d.source = text("source").or_else(|| {
-        context.get("metadata").and_then(|m| m.get("source")).and_then(Value::as_str).map(str::to_owned)
+        context
+            .get("metadata")
+            .and_then(|m| m.get("source"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     });
     d.facility = d.facility.or_else(|| text("facility"));
     if d.time.is_none() {
@@ -150,7 +171,11 @@ pub(crate) fn collector(mut f: Fields<'_>) -> Draft {
 /// Reads an OPMAS agent event.
 pub(crate) fn opmas(mut f: Fields<'_>) -> Draft {
     let raw_type = f.string(&["type"]).unwrap_or_default();
-    let (_, event_type, category) = OPMAS_TYPES.iter().find(|(name, ..)| *name == raw_type).copied().unwrap_or(OPMAS_TYPES[6]);
+    let (_, event_type, category) = OPMAS_TYPES
+        .iter()
+        .find(|(name, ..)| *name == raw_type)
+        .copied()
+        .unwrap_or(OPMAS_TYPES[6]);
     let mut d = Draft {
         id: id(&mut f, &["id"]),
         agent_id: f.ident(&["agent_id"]),
@@ -160,7 +185,11 @@ pub(crate) fn opmas(mut f: Fields<'_>) -> Draft {
         category: Some(category),
         ..Draft::default()
     };
-    d.severity = d.data.get("severity").and_then(Value::as_str).and_then(Severity::parse_alias);
+    d.severity = d
+        .data
+        .get("severity")
+        .and_then(Value::as_str)
+        .and_then(Severity::parse_alias);
     f.reject_unknown("; the OPMAS shape has id, agent_id, type, data, timestamp");
     d
 }

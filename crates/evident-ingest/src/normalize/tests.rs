@@ -7,7 +7,10 @@ use time::macros::datetime;
 const NOW: OffsetDateTime = datetime!(2025-08-28 13:30:00 UTC);
 
 fn norm(v: Value) -> Result<Event, Vec<FieldError>> {
-    normalize(v.as_object().cloned().expect("test input is an object"), NOW)
+    normalize(
+        v.as_object().cloned().expect("test input is an object"),
+        NOW,
+    )
 }
 
 fn fields(errors: &[FieldError]) -> Vec<&str> {
@@ -54,7 +57,10 @@ fn collector_row_form_from_the_reference_workload() {
         "context": {"host": "mes-node-01.plant1.local", "service": "auth", "session_id": "s-1"}
     }))
     .unwrap();
-    assert_eq!((e.category, e.severity, e.outcome), (Category::Authorization, Severity::Medium, Outcome::Failure));
+    assert_eq!(
+        (e.category, e.severity, e.outcome),
+        (Category::Authorization, Severity::Medium, Outcome::Failure)
+    );
     assert_eq!(e.actor.session_id.as_deref(), Some("s-1"));
     assert_eq!(e.target["station_id"], "STN-A-01");
     assert_eq!(e.time, datetime!(2024-06-01 00:00:00.012345 UTC));
@@ -86,7 +92,10 @@ fn batched_seed_shape() {
     .unwrap();
     assert_eq!(e.event_type, "threat.sql.injection");
     assert_eq!(e.category, Category::Threat);
-    assert_eq!((e.priority, e.severity), (Priority::Critical, Severity::Critical));
+    assert_eq!(
+        (e.priority, e.severity),
+        (Priority::Critical, Severity::Critical)
+    );
     assert_eq!(e.source.as_deref(), Some("api"));
     assert_eq!(e.actor.user_id.as_deref(), Some("user456"));
     assert_eq!(e.actor.ip.as_deref(), Some("192.168.1.2"));
@@ -94,7 +103,10 @@ fn batched_seed_shape() {
     assert_eq!(e.id.get_version_num(), 7, "server-assigned ids are v7");
 
     let login = norm(json!({"type": "AUTH_LOGIN_FAILURE", "source": "web", "details": {"username": "bob"}, "priority": "HIGH"})).unwrap();
-    assert_eq!((login.event_type.as_str(), login.outcome), ("auth.login.failure", Outcome::Failure));
+    assert_eq!(
+        (login.event_type.as_str(), login.outcome),
+        ("auth.login.failure", Outcome::Failure)
+    );
     assert_eq!(login.actor.user_id.as_deref(), Some("bob"));
 }
 
@@ -123,10 +135,23 @@ fn every_broken_rule_is_named() {
     }))
     .unwrap_err();
     let f = fields(&errors);
-    for expected in ["severity", "actor.shoe", "data", "colour", "received_at", "type", "time", "actor.ip"] {
+    for expected in [
+        "severity",
+        "actor.shoe",
+        "data",
+        "colour",
+        "received_at",
+        "type",
+        "time",
+        "actor.ip",
+    ] {
         assert!(f.contains(&expected), "no error for {expected}: {errors:?}");
     }
-    assert!(norm(json!({"severity": "info"})).unwrap_err()[0].reason.contains("required"));
+    assert!(
+        norm(json!({"severity": "info"})).unwrap_err()[0]
+            .reason
+            .contains("required")
+    );
 }
 
 fn arb_json(depth: u32) -> impl Strategy<Value = Value> {
@@ -134,14 +159,25 @@ fn arb_json(depth: u32) -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "[ -~]{0,12}".prop_map(Value::String),
-        prop::sample::select(vec!["LOG", "AUTH_LOGIN_FAILURE", "user.login", "high", "10.0.0.1", "2024-06-01T00:00:00Z"]).prop_map(Value::from),
+        prop::sample::select(vec![
+            "LOG",
+            "AUTH_LOGIN_FAILURE",
+            "user.login",
+            "high",
+            "10.0.0.1",
+            "2024-06-01T00:00:00Z"
+        ])
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(depth, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -149,9 +185,33 @@ fn arb_json(depth: u32) -> impl Strategy<Value = Value> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "id", "type", "time", "timestamp", "severity", "priority", "outcome", "category", "source", "agent_id",
-            "actor", "user_id", "ip", "target", "facility", "data", "context", "tags", "eventType", "eventData",
-            "metadata", "userId", "sourceIp", "details", "event_type", "source_ip", "correlationId",
+            "id",
+            "type",
+            "time",
+            "timestamp",
+            "severity",
+            "priority",
+            "outcome",
+            "category",
+            "source",
+            "agent_id",
+            "actor",
+            "user_id",
+            "ip",
+            "target",
+            "facility",
+            "data",
+            "context",
+            "tags",
+            "eventType",
+            "eventData",
+            "metadata",
+            "userId",
+            "sourceIp",
+            "details",
+            "event_type",
+            "source_ip",
+            "correlationId",
         ])
         .prop_map(str::to_owned),
         "[a-z]{1,6}",

@@ -9,10 +9,16 @@ use rusqlite::{OptionalExtension, params};
 
 #[async_trait]
 impl KeyStore for SqliteStore {
-    async fn create_key(&self, role: Role, facilities: Option<Vec<String>>, label: Option<String>) -> Result<String, StoreError> {
+    async fn create_key(
+        &self,
+        role: Role,
+        facilities: Option<Vec<String>>,
+        label: Option<String>,
+    ) -> Result<String, StoreError> {
         let secret = new_secret();
         let hash = hash_secret(&secret);
-        let facilities = facilities.map(|f| serde_json::to_string(&f).unwrap_or_else(|_| "[]".into()));
+        let facilities =
+            facilities.map(|f| serde_json::to_string(&f).unwrap_or_else(|_| "[]".into()));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         self.with_writer(move |w| {
             w.conn().execute(
@@ -44,7 +50,13 @@ impl KeyStore for SqliteStore {
     }
 
     async fn count_keys(&self) -> Result<u64, StoreError> {
-        self.with_reader(|c| Ok(c.query_row("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64))
-            .await
+        self.with_reader(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await
     }
 }

@@ -59,7 +59,14 @@ impl SqliteStore {
         ensure_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let writer = Writer::new(schema::open_writer(&path)?)?;
-        Ok(Self { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), _lock: lock }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                _lock: lock,
+            }),
+        })
     }
 
     /// Path of the database file.
@@ -88,7 +95,11 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => schema::open_reader(&inner.path)?,
@@ -106,17 +117,29 @@ impl SqliteStore {
 }
 
 fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::DataDir { path: dir.display().to_string(), reason: e.to_string() })
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     ensure_dir(dir)?;
-    let err = |reason: String| StoreError::DataDir { path: dir.display().to_string(), reason };
-    let file = File::options().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE)).map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| StoreError::DataDir {
+        path: dir.display().to_string(),
+        reason,
+    };
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|e| err(e.to_string()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(err("another evident server is using it".into())),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(err("another evident server is using it".into()))
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(err(format!("cannot lock: {e}"))),
     }
 }

@@ -4,7 +4,10 @@
 //! every value a client sent is bound as a parameter.
 
 use crate::error::StoreError;
-use crate::query::{Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter};
+use crate::query::{
+    Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery,
+    StoredEvent, TypeFilter,
+};
 use evident_model::Severity;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params_from_iter};
@@ -32,11 +35,18 @@ impl Filter {
         let Some(facilities) = scope else { return };
         // `json_each` over one bound JSON array keeps the SQL text fixed whatever the count.
         let list = serde_json::to_string(facilities).unwrap_or_else(|_| "[]".into());
-        self.add("facility IN (SELECT value FROM json_each(?))", [Sql::Text(list)]);
+        self.add(
+            "facility IN (SELECT value FROM json_each(?))",
+            [Sql::Text(list)],
+        );
     }
 
     fn sql(&self) -> String {
-        if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
     }
 }
 
@@ -44,7 +54,10 @@ fn event_filter(q: &EventQuery) -> Filter {
     let mut f = Filter::default();
     match &q.event_type {
         Some(TypeFilter::Exact(t)) => f.add("type = ?", [Sql::Text(t.clone())]),
-        Some(TypeFilter::Prefix(p)) => f.add("type >= ? AND type < ?", [Sql::Text(p.clone()), Sql::Text(prefix_end(p))]),
+        Some(TypeFilter::Prefix(p)) => f.add(
+            "type >= ? AND type < ?",
+            [Sql::Text(p.clone()), Sql::Text(prefix_end(p))],
+        ),
         None => {}
     }
     if let Some(c) = q.category {
@@ -72,10 +85,23 @@ fn event_filter(q: &EventQuery) -> Filter {
         f.add("time < ?", [Sql::Integer(to)]);
     }
     for d in &q.data {
-        let path = format!("$.data{}", d.path.iter().map(|s| format!(".\"{s}\"")).collect::<String>());
-        let number = d.value.parse::<i64>().map(Sql::Integer).or_else(|_| d.value.parse::<f64>().map(Sql::Real));
+        let path = format!(
+            "$.data{}",
+            d.path
+                .iter()
+                .map(|s| format!(".\"{s}\""))
+                .collect::<String>()
+        );
+        let number = d
+            .value
+            .parse::<i64>()
+            .map(Sql::Integer)
+            .or_else(|_| d.value.parse::<f64>().map(Sql::Real));
         let typed = number.unwrap_or_else(|_| Sql::Text(d.value.clone()));
-        f.add("json_extract(body, ?) IN (?, ?)", [Sql::Text(path), Sql::Text(d.value.clone()), typed]);
+        f.add(
+            "json_extract(body, ?) IN (?, ?)",
+            [Sql::Text(path), Sql::Text(d.value.clone()), typed],
+        );
     }
     f.scope(&q.scope);
     f
@@ -96,11 +122,17 @@ fn prefix_end(prefix: &str) -> String {
 pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Result<Page, StoreError> {
     let mut f = event_filter(q);
     if let Some(c) = q.cursor {
-        f.add("(time, seq) < (?, ?)", [Sql::Integer(c.time), Sql::Integer(c.seq)]);
+        f.add(
+            "(time, seq) < (?, ?)",
+            [Sql::Integer(c.time), Sql::Integer(c.seq)],
+        );
     }
     let limit = q.limit.max(1);
     f.values.push(Sql::Integer(limit as i64 + 1));
-    let sql = format!("SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?", f.sql());
+    let sql = format!(
+        "SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?",
+        f.sql()
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
     let mut page = Page::default();
@@ -112,13 +144,23 @@ pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Result<Page, StoreErro
         }
         let seq: i64 = row.get(0)?;
         let body: String = row.get(2)?;
-        last = Some(Cursor { time: row.get(1)?, seq });
-        page.events.push(StoredEvent { seq, bytes: body.into_bytes() });
+        last = Some(Cursor {
+            time: row.get(1)?,
+            seq,
+        });
+        page.events.push(StoredEvent {
+            seq,
+            bytes: body.into_bytes(),
+        });
     }
     Ok(page)
 }
 
-pub(crate) fn get(conn: &Connection, id: uuid::Uuid, scope: &Scope) -> Result<Option<StoredEvent>, StoreError> {
+pub(crate) fn get(
+    conn: &Connection,
+    id: uuid::Uuid,
+    scope: &Scope,
+) -> Result<Option<StoredEvent>, StoreError> {
     let mut f = Filter::default();
     f.add("id = ?", [Sql::Blob(id.as_bytes().to_vec())]);
     f.scope(scope);
@@ -126,17 +168,29 @@ pub(crate) fn get(conn: &Connection, id: uuid::Uuid, scope: &Scope) -> Result<Op
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
     match rows.next()? {
-        Some(row) => Ok(Some(StoredEvent { seq: row.get(0)?, bytes: row.get::<_, String>(1)?.into_bytes() })),
+        Some(row) => Ok(Some(StoredEvent {
+            seq: row.get(0)?,
+            bytes: row.get::<_, String>(1)?.into_bytes(),
+        })),
         None => Ok(None),
     }
 }
 
 pub(crate) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
     let mut f = Filter::default();
-    f.add("time >= ? AND time < ?", [Sql::Integer(q.from), Sql::Integer(q.to)]);
+    f.add(
+        "time >= ? AND time < ?",
+        [Sql::Integer(q.from), Sql::Integer(q.to)],
+    );
     f.scope(&q.scope);
-    let mut stats = Stats { groups: groups(conn, q, &f)?, ..Stats::default() };
-    let sql = format!("SELECT (time / ?) * ? AS bucket, COUNT(*) FROM events{} GROUP BY bucket ORDER BY bucket", f.sql());
+    let mut stats = Stats {
+        groups: groups(conn, q, &f)?,
+        ..Stats::default()
+    };
+    let sql = format!(
+        "SELECT (time / ?) * ? AS bucket, COUNT(*) FROM events{} GROUP BY bucket ORDER BY bucket",
+        f.sql()
+    );
     let mut values = vec![Sql::Integer(q.interval), Sql::Integer(q.interval)];
     values.extend(f.values.iter().cloned());
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -144,7 +198,10 @@ pub(crate) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
     while let Some(row) = rows.next()? {
         let count: i64 = row.get(1)?;
         stats.total += count as u64;
-        stats.series.push(Bucket { start: row.get(0)?, count: count as u64 });
+        stats.series.push(Bucket {
+            start: row.get(0)?,
+            count: count as u64,
+        });
     }
     Ok(stats)
 }
@@ -153,7 +210,11 @@ fn groups(conn: &Connection, q: &StatsQuery, f: &Filter) -> Result<Vec<GroupCoun
     // Column names come from the closed `GroupField` set, never from the request.
     let cols: Vec<&str> = q.group_by.iter().map(|g| g.as_str()).collect();
     let select = cols.iter().map(|c| format!("{c}, ")).collect::<String>();
-    let group = if cols.is_empty() { String::new() } else { format!(" GROUP BY {}", cols.join(", ")) };
+    let group = if cols.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", cols.join(", "))
+    };
     let sql = format!(
         "SELECT {select}COUNT(*) AS n, MIN(time), MAX(time) FROM events{}{group} HAVING n > 0 ORDER BY n DESC LIMIT {MAX_GROUPS}",
         f.sql()
@@ -167,16 +228,26 @@ fn groups(conn: &Connection, q: &StatsQuery, f: &Filter) -> Result<Vec<GroupCoun
             key.push(group_value(row, i, *field)?);
         }
         let n = cols.len();
-        out.push(GroupCount { key, count: row.get::<_, i64>(n)? as u64, first: row.get(n + 1)?, last: row.get(n + 2)? });
+        out.push(GroupCount {
+            key,
+            count: row.get::<_, i64>(n)? as u64,
+            first: row.get(n + 1)?,
+            last: row.get(n + 2)?,
+        });
     }
     Ok(out)
 }
 
-fn group_value(row: &rusqlite::Row<'_>, i: usize, field: GroupField) -> Result<Option<String>, StoreError> {
+fn group_value(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+    field: GroupField,
+) -> Result<Option<String>, StoreError> {
     Ok(match field {
         GroupField::Severity | GroupField::Priority => {
             let rank: Option<u8> = row.get(i)?;
-            rank.and_then(Severity::from_rank).map(|s| s.as_str().to_owned())
+            rank.and_then(Severity::from_rank)
+                .map(|s| s.as_str().to_owned())
         }
         _ => row.get(i)?,
     })

@@ -32,17 +32,23 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 /// EXTRA (3). NORMAL can lose committed transactions on power loss.
 fn assert_durable(journal_mode: &str, synchronous: i64) -> Result<(), StoreError> {
     if !journal_mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::NotDurable(format!("journal_mode is {journal_mode}, expected wal")));
+        return Err(StoreError::NotDurable(format!(
+            "journal_mode is {journal_mode}, expected wal"
+        )));
     }
     if synchronous < 2 {
-        return Err(StoreError::NotDurable(format!("synchronous is {synchronous}, expected 2 (FULL) or 3 (EXTRA)")));
+        return Err(StoreError::NotDurable(format!(
+            "synchronous is {synchronous}, expected 2 (FULL) or 3 (EXTRA)"
+        )));
     }
     Ok(())
 }
 
 /// Opens a read-only connection for queries.
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch("PRAGMA cache_size = -16384;")?;
@@ -53,7 +59,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(StoreError::SchemaTooNew { found: version, supported: known });
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: known,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;

@@ -29,9 +29,14 @@ async fn stats_count_groups_and_buckets() {
 #[tokio::test]
 async fn second_server_on_the_same_directory_is_refused() {
     let (dir, _s) = store();
-    let err = SqliteStore::open_exclusive(dir.path()).err().expect("second open must fail");
+    let err = SqliteStore::open_exclusive(dir.path())
+        .err()
+        .expect("second open must fail");
     assert!(err.to_string().contains("another evident server"), "{err}");
-    assert!(SqliteStore::open_shared(dir.path()).is_ok(), "tools may share the directory");
+    assert!(
+        SqliteStore::open_shared(dir.path()).is_ok(),
+        "tools may share the directory"
+    );
 }
 
 #[tokio::test]
@@ -39,24 +44,46 @@ async fn sequence_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open_exclusive(dir.path()).unwrap();
-        s.append(vec![testsuite::event("a.b", 1, evident_model::Severity::Info)]).await.unwrap();
+        s.append(vec![testsuite::event(
+            "a.b",
+            1,
+            evident_model::Severity::Info,
+        )])
+        .await
+        .unwrap();
     }
     let s = SqliteStore::open_exclusive(dir.path()).unwrap();
-    let out = s.append(vec![testsuite::event("a.b", 2, evident_model::Severity::Info)]).await.unwrap();
+    let out = s
+        .append(vec![testsuite::event(
+            "a.b",
+            2,
+            evident_model::Severity::Info,
+        )])
+        .await
+        .unwrap();
     assert_eq!(out, vec![crate::Appended::Stored(2)]);
 }
 
 #[tokio::test]
 async fn keys_are_found_by_secret_and_stored_hashed() {
     let (_d, s) = store();
-    let secret = s.create_key(Role::Read, Some(vec!["plant-1".into()]), None).await.unwrap();
+    let secret = s
+        .create_key(Role::Read, Some(vec!["plant-1".into()]), None)
+        .await
+        .unwrap();
     let key = s.find_key(&secret).await.unwrap().unwrap();
-    assert_eq!((key.role, key.facilities), (Role::Read, Some(vec!["plant-1".to_owned()])));
+    assert_eq!(
+        (key.role, key.facilities),
+        (Role::Read, Some(vec!["plant-1".to_owned()]))
+    );
     assert!(s.find_key("evk_wrong").await.unwrap().is_none());
     let raw = std::fs::read(s.db_path()).unwrap_or_default();
     let wal = std::fs::read(s.db_path().with_extension("db-wal")).unwrap_or_default();
     let needle = secret.as_bytes();
     for bytes in [raw, wal] {
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "secret must not be stored");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "secret must not be stored"
+        );
     }
 }

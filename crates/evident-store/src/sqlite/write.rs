@@ -5,7 +5,8 @@ use crate::error::StoreError;
 use evident_model::{EncodedEvent, unix_micros};
 use rusqlite::{Connection, params};
 
-const INSERT: &str = "INSERT INTO events (seq, id, time, received_at, type, category, severity, priority, outcome,
+const INSERT: &str =
+    "INSERT INTO events (seq, id, time, received_at, type, category, severity, priority, outcome,
         source, agent_id, user_id, source_ip, facility, correlation_id, body)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
      ON CONFLICT (id) DO NOTHING";
@@ -34,14 +35,17 @@ impl Writer {
     }
 
     fn append_inner(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut seq = self.next_seq;
         {
             let mut stmt = tx.prepare_cached(INSERT)?;
             for encoded in batch {
                 let e = &encoded.event;
-                let body = std::str::from_utf8(&encoded.bytes).map_err(|err| StoreError::Database(err.to_string()))?;
+                let body = std::str::from_utf8(&encoded.bytes)
+                    .map_err(|err| StoreError::Database(err.to_string()))?;
                 let inserted = stmt.execute(params![
                     seq,
                     e.id.as_bytes().as_slice(),
@@ -75,7 +79,9 @@ impl Writer {
 
     /// Takes and releases the write lock without writing.
     pub(crate) fn check_writable(&mut self) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.rollback()?;
         Ok(())
     }
@@ -87,5 +93,9 @@ impl Writer {
 }
 
 fn next_seq(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?,
+    )
 }

@@ -1,0 +1,84 @@
+use super::*;
+use proptest::prelude::*;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2025-01-01 00:00:00 UTC);
+
+#[test]
+fn event_parameters() {
+    let q = event_query(Some("type=auth.*&min_severity=warn&limit=5&data.station_id=STN-A-01&from=24h&source_ip=10.0.0.1"), NOW).unwrap();
+    assert_eq!(q.event_type, Some(TypeFilter::Prefix("auth.".into())));
+    assert_eq!(q.min_severity, Some(Severity::Medium));
+    assert_eq!(q.limit, 5);
+    assert_eq!(q.data[0].path, vec!["station_id"]);
+    assert_eq!(q.from, Some(unix_micros(NOW - Duration::hours(24))));
+    assert_eq!(
+        event_query(Some("type=user.login"), NOW)
+            .unwrap()
+            .event_type,
+        Some(TypeFilter::Exact("user.login".into()))
+    );
+}
+
+#[test]
+fn bad_parameters_are_named() {
+    for (query, needle) in [
+        ("colour=red", "unknown parameter `colour`"),
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+        ("severity=banana", "severity"),
+        ("type=Auth Login", "type"),
+        ("type=auth.*.x", "type"),
+        ("from=yesterday", "from"),
+        ("cursor=zzz", "cursor"),
+        ("data.a..b=1", "data.a..b"),
+        ("data.a'b=1", "data.a'b"),
+        ("source_ip=nope", "source_ip"),
+        ("limit=1&limit=2", "more than once"),
+        ("from=1h&to=2h", "before"),
+    ] {
+        let err = event_query(Some(query), NOW).unwrap_err().to_string();
+        assert!(err.contains(needle), "{query}: {err}");
+    }
+}
+
+#[test]
+fn stats_defaults_and_limits() {
+    let q = stats_query(None, NOW).unwrap();
+    assert_eq!(q.group_by, vec![GroupField::Type, GroupField::Severity]);
+    assert_eq!(q.to - q.from, 24 * 3_600_000_000);
+    assert!(
+        stats_query(Some("interval=1s&from=30d"), NOW)
+            .unwrap_err()
+            .to_string()
+            .contains("buckets")
+    );
+    assert!(stats_query(Some("group_by=type,colour"), NOW).is_err());
+    assert!(stats_query(Some("group_by=type,type"), NOW).is_err());
+    assert_eq!(
+        stats_query(Some("group_by="), NOW).unwrap().group_by,
+        vec![]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Any query string either parses or is refused with an invalid_parameter error; never a panic.
+    #[test]
+    fn arbitrary_query_strings(raw in "[a-z_.=&%*0-9:TZ+-]{0,80}") {
+        for result in [event_query(Some(&raw), NOW).map(|_| ()), stats_query(Some(&raw), NOW).map(|_| ())] {
+            if let Err(e) = result {
+                prop_assert_eq!(e.code(), "invalid_parameter");
+            }
+        }
+    }
+
+    /// Valid limits and durations round-trip.
+    #[test]
+    fn limits_and_durations(n in 1usize..=MAX_LIMIT, hours in 1i64..10_000) {
+        prop_assert_eq!(event_query(Some(&format!("limit={n}")), NOW).unwrap().limit, n);
+        let q = event_query(Some(&format!("from={hours}h")), NOW).unwrap();
+        prop_assert_eq!(q.from, Some(unix_micros(NOW - Duration::hours(hours))));
+    }
+}

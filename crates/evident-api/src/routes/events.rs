@@ -1,0 +1,58 @@
+//! `GET /api/v1/events` and `GET /api/v1/events/{id}`.
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::params;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use evident_store::StoredEvent;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// A stored event as the API shows it: the canonical event plus its commit sequence number.
+pub fn present(stored: &StoredEvent) -> Result<Value, ApiError> {
+    let mut value: Value = serde_json::from_slice(&stored.bytes).map_err(|e| {
+        tracing::error!(seq = stored.seq, error = %e, "stored event is not valid JSON");
+        ApiError::Internal
+    })?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("seq".into(), stored.seq.into());
+    }
+    Ok(value)
+}
+
+/// Lists events matching the query parameters, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let mut query = params::event_query(raw.as_deref(), OffsetDateTime::now_utc())?;
+    query.scope = caller.scope();
+    let page = state.store.query(query).await?;
+    let events = page
+        .events
+        .iter()
+        .map(present)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        json!({"events": events, "next_cursor": page.next_cursor.map(|c| c.encode())}),
+    ))
+}
+
+/// One event by id.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::InvalidParameter(format!("event id `{id}` is not a UUID")))?;
+    match state.store.get(id, caller.scope()).await? {
+        Some(stored) => Ok(Json(present(&stored)?)),
+        None => Err(ApiError::NotFound(format!("no event with id {id}"))),
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per resource; each handler checks the caller, calls one service, answers.
+
+pub mod events;
+pub mod health;
+pub mod ingest;
+pub mod stats;

@@ -1,0 +1,63 @@
+//! `GET /api/v1/stats`: counts per group and a time series.
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::params;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use evident_model::from_unix_micros;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+fn rfc3339(micros: i64) -> Value {
+    from_unix_micros(micros)
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+/// Answers a stats query.
+pub async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let mut query = params::stats_query(raw.as_deref(), OffsetDateTime::now_utc())?;
+    query.scope = caller.scope();
+    let (from, to, interval, group_by) =
+        (query.from, query.to, query.interval, query.group_by.clone());
+    let stats = state.store.stats(query).await?;
+    let groups: Vec<Value> = stats
+        .groups
+        .iter()
+        .map(|g| {
+            let mut obj = Map::new();
+            for (field, value) in group_by.iter().zip(&g.key) {
+                obj.insert(
+                    field.as_str().into(),
+                    value.clone().map_or(Value::Null, Value::String),
+                );
+            }
+            obj.insert("count".into(), g.count.into());
+            obj.insert("first".into(), rfc3339(g.first));
+            obj.insert("last".into(), rfc3339(g.last));
+            Value::Object(obj)
+        })
+        .collect();
+    let series: Vec<Value> = stats
+        .series
+        .iter()
+        .map(|b| json!({"start": rfc3339(b.start), "count": b.count}))
+        .collect();
+    Ok(Json(json!({
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "interval_seconds": interval / 1_000_000,
+        "group_by": group_by,
+        "total": stats.total,
+        "groups": groups,
+        "series": series,
+    })))
+}

@@ -1,0 +1,40 @@
+//! What request handlers share.
+
+use crate::auth::KeyCache;
+use evident_ingest::Limits;
+use evident_pipeline::CommitHandle;
+use evident_store::{EventStore, KeyStore};
+use std::sync::Arc;
+
+/// Shared handles for the handlers: each a small, purpose-named piece.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where events are read from.
+    pub store: Arc<dyn EventStore>,
+    /// Where keys are checked.
+    pub keys: Arc<dyn KeyStore>,
+    /// Where admitted events go to be committed.
+    pub committer: CommitHandle,
+    /// Bounds on ingest input.
+    pub limits: Limits,
+    /// Recently validated keys.
+    pub key_cache: Arc<KeyCache>,
+}
+
+impl AppState {
+    /// State over `store`/`keys`, committing through `committer`.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        keys: Arc<dyn KeyStore>,
+        committer: CommitHandle,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            committer,
+            limits,
+            key_cache: Arc::default(),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! A server process started for a benchmark run: this binary's `serve` on a fresh directory.
+
+use crate::serve::{ADDR_FILE, ADMIN_KEY_FILE};
+use anyhow::{Context, bail};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// A running server child process.
+pub struct Spawned {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+    /// Its admin key.
+    pub key: String,
+}
+
+impl Spawned {
+    /// Starts `evident serve` on a fresh `data_dir` and a free port, and waits until it is ready.
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        if data_dir.exists() {
+            std::fs::remove_dir_all(data_dir)
+                .with_context(|| format!("cannot clear {}", data_dir.display()))?;
+        }
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let mut child = Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the server")?;
+        for _ in 0..300 {
+            if let (Ok(addr), Ok(key)) = (
+                std::fs::read_to_string(data_dir.join(ADDR_FILE)),
+                std::fs::read_to_string(data_dir.join(ADMIN_KEY_FILE)),
+            ) {
+                if !key.trim().is_empty() {
+                    return Ok(Self {
+                        child,
+                        url: format!("http://{}", addr.trim()),
+                        key: key.trim().to_owned(),
+                    });
+                }
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("the server exited during start-up: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the server did not start within 30 s")
+    }
+
+    /// Asks the server to shut down (SIGTERM via `kill`), killing it if it lingers.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}

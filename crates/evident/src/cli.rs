@@ -1,0 +1,175 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default address `serve` listens on and clients talk to.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7600";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "evident-data";
+
+/// evident: security event collection, detection and audit.
+#[derive(Debug, Parser)]
+#[command(name = "evident", version, about)]
+pub struct Cli {
+    /// Log filter (e.g. `info`, `debug`, `evident_api=debug`); default from EVIDENT_LOG, else info.
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service on a data directory (embedded SQLite store).
+    Serve(ServeArgs),
+    /// Manage API keys.
+    Keys(KeysArgs),
+    /// Send NDJSON events from a file or stdin.
+    Send(SendArgs),
+    /// Search stored events.
+    Query(QueryArgs),
+    /// Measure durable ingest throughput and latency over HTTP, against the naive table.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// `evident serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is written to DATA_DIR/evident.addr).
+    #[arg(long, default_value = DEFAULT_LISTEN, env = "EVIDENT_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory holding the database and keys.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = evident_ingest::Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Most events per request.
+    #[arg(long, default_value_t = evident_ingest::Limits::default().max_events)]
+    pub max_events: usize,
+}
+
+/// `evident keys`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown once; only its hash is stored).
+    Create {
+        /// Data directory of the service.
+        #[arg(long, default_value = DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
+        data_dir: PathBuf,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Limit the key to these facilities (repeat for several); default: all.
+        #[arg(long = "facility")]
+        facilities: Vec<String>,
+        /// A note on who or what holds the key.
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+/// Key roles on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// May only send events.
+    Ingest,
+    /// May query events and statistics.
+    Read,
+    /// May do everything.
+    Admin,
+}
+
+/// Where a client command finds the service and its key.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Service URL.
+    #[arg(long, default_value = concat!("http://", "127.0.0.1:7600"), env = "EVIDENT_URL")]
+    pub url: String,
+    /// API key (or set EVIDENT_KEY); default: the admin key in --data-dir.
+    #[arg(long, env = "EVIDENT_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Data directory whose admin.key is used when no key is given.
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// `evident send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// NDJSON file to send, or `-` for stdin.
+    pub file: PathBuf,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `evident query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Event type, exact or a prefix such as `auth.*`.
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Category.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Exact severity.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// This severity or worse.
+    #[arg(long)]
+    pub min_severity: Option<String>,
+    /// Actor user id.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Actor address.
+    #[arg(long)]
+    pub source_ip: Option<String>,
+    /// Agent id.
+    #[arg(long)]
+    pub agent_id: Option<String>,
+    /// Facility.
+    #[arg(long)]
+    pub facility: Option<String>,
+    /// Correlation id.
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Start: RFC 3339 or a duration back from now (24h).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (exclusive): RFC 3339 or a duration back from now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Condition on a data field, PATH=VALUE (repeatable), e.g. station_id=STN-A-01.
+    #[arg(long = "data")]
+    pub data: Vec<String>,
+    /// Most events to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// How `query` prints events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON event per line.
+    Json,
+    /// An aligned table.
+    Table,
+}

@@ -1,0 +1,30 @@
+//! `evident keys`: key management directly on a data directory (works while the service runs).
+
+use crate::cli::{KeysArgs, KeysCommand, RoleArg};
+use anyhow::Context;
+use evident_store::{KeyStore, Role, SqliteStore};
+use std::process::ExitCode;
+
+/// Runs a keys subcommand.
+pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        KeysCommand::Create {
+            data_dir,
+            role,
+            facilities,
+            label,
+        } => {
+            let store = SqliteStore::open_shared(&data_dir).context("cannot open the store")?;
+            let role = match role {
+                RoleArg::Ingest => Role::Ingest,
+                RoleArg::Read => Role::Read,
+                RoleArg::Admin => Role::Admin,
+            };
+            let facilities = (!facilities.is_empty()).then_some(facilities);
+            let secret = store.create_key(role, facilities, label).await?;
+            println!("{secret}");
+            eprintln!("created a {role} key; store it now, it cannot be shown again");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

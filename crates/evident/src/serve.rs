@@ -1,0 +1,106 @@
+//! `evident serve`: wires store → commit stage → HTTP API and shuts down cleanly.
+
+use crate::cli::ServeArgs;
+use anyhow::Context;
+use evident_api::{AppState, router};
+use evident_ingest::Limits;
+use evident_pipeline::{CommitConfig, spawn_committer};
+use evident_store::{KeyStore, Role, SqliteStore};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// File in the data directory holding the first admin key.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// File in the data directory holding the address the server listens on.
+pub const ADDR_FILE: &str = "evident.addr";
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?;
+    ensure_admin_key(&store, &args.data_dir).await?;
+    let store = Arc::new(store);
+    let (committer, commit_task) = spawn_committer(store.clone(), CommitConfig::default());
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_events: args.max_events,
+        ..Limits::default()
+    };
+    let app = router(AppState::new(
+        store.clone(),
+        store.clone(),
+        committer,
+        limits,
+    ));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    std::fs::write(args.data_dir.join(ADDR_FILE), addr.to_string())
+        .context("cannot write the address file")?;
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "evident listening");
+    println!(
+        "evident listening on http://{addr} (data in {})",
+        args.data_dir.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped taking requests; committing what is queued");
+    commit_task.await.context("commit stage failed")?;
+    tracing::info!("shut down cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On a store with no keys, creates an admin key and writes it to `DIR/admin.key` (0600).
+async fn ensure_admin_key(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
+    if store.count_keys().await? > 0 {
+        return Ok(());
+    }
+    let secret = store
+        .create_key(Role::Admin, None, Some("created on first start".into()))
+        .await?;
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    println!(
+        "created an admin API key; it is in {} (readable by you only)",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

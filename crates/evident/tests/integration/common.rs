@@ -1,0 +1,170 @@
+//! A real `evident serve` process on 127.0.0.1 and a small HTTP client for it.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_evident");
+
+/// A server child process; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub key: String,
+    pub dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary directory.
+    pub fn start_fresh() -> (tempfile::TempDir, Server) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path());
+        (dir, server)
+    }
+
+    /// Starts `evident serve` on `dir` and a free port; returns once /readyz answers 200.
+    pub fn start(dir: &Path) -> Server {
+        let _ = std::fs::remove_file(dir.join("evident.addr"));
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(["--max-body-bytes", "1048576", "--max-events", "2000"])
+            .env("EVIDENT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start evident serve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(dir.join("evident.addr")) {
+                break a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not write its address"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let key = std::fs::read_to_string(dir.join("admin.key"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let server = Server {
+            child,
+            url: format!("http://{}", addr.trim()),
+            key,
+            dir: dir.to_owned(),
+            http: reqwest::Client::new(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while probe_status(&self.url, "/readyz") != Some(200) {
+            assert!(Instant::now() < deadline, "server never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// A new key with `role` made by `evident keys create` on the server's directory.
+    pub fn create_key(&self, role: &str) -> String {
+        let out = Command::new(BIN)
+            .args(["keys", "create", "--role", role, "--data-dir"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// POSTs `body` with `content_type` using `key`.
+    pub async fn post(
+        &self,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/api/v1/events", self.url))
+            .body(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs a JSON value with the admin key.
+    pub async fn post_json(&self, body: &Value) -> (StatusCode, Value) {
+        self.post(Some(&self.key), Some("application/json"), body.to_string())
+            .await
+    }
+
+    /// GETs `path` (with query) using `key`.
+    pub async fn get(&self, key: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs with the admin key, asserting 200.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(Some(&self.key), path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The status of a plain blocking GET, for waiting on start-up outside any runtime.
+pub fn probe_status(base: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr = base.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}

@@ -9,8 +9,7 @@ mod load;
 mod server;
 mod workload;
 
-use crate::client::Client;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -28,6 +27,9 @@ pub struct BenchArgs {
     /// Events per request.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// Ids the generated events carry.
+    #[arg(long, value_enum, default_value_t = workload::IdKind::V4)]
+    pub ids: workload::IdKind,
     /// Workload seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -55,7 +57,7 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let events = match &args.input {
         Some(path) => workload::read_reference_file(path, args.events)?,
-        None => workload::generate(args.events, args.seed),
+        None => workload::generate(args.events, args.seed, args.ids),
     };
     anyhow::ensure!(!events.is_empty(), "the workload is empty");
     let lines: Vec<String> = events
@@ -64,24 +66,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let avg_bytes = lines.iter().map(|l| l.len() + 1).sum::<usize>() / lines.len();
     let batch = args.batch.max(1);
-    let bodies: Vec<Vec<u8>> = lines
-        .chunks(batch)
-        .map(|c| (c.join("\n") + "\n").into_bytes())
-        .collect();
+    let bodies: Vec<bytes::Bytes> = lines.chunks(batch).map(|c| bytes::Bytes::from(c.join("\n") + "\n")).collect();
     let per_body: Vec<usize> = lines.chunks(batch).map(<[String]>::len).collect();
     eprintln!(
-        "workload: {} events, {avg_bytes} B average, {} clients, {batch} events per request",
+        "workload: {} events, {avg_bytes} B average, {:?} ids, {} clients, {batch} events per request",
         events.len(),
+        args.ids,
         args.clients
     );
 
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let (client, server) = match (&args.url, &args.key) {
-        (Some(url), Some(key)) => (Client::new(url, key)?, None),
+    let (target, server) = match (&args.url, &args.key) {
+        (Some(url), Some(key)) => (target(url, key)?, None),
         _ => {
             let server = server::Spawned::start(&args.dir.join("server")).await?;
-            (Client::new(&server.url, &server.key)?, Some(server))
+            (target(&server.url, &server.key)?, Some(server))
         }
     };
     let progress = ProgressBar::new(events.len() as u64);
@@ -89,7 +89,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = load::run(&client, bodies, per_body, args.clients, &progress).await;
+    let result = load::run(&target, bodies, per_body, args.clients, &progress).await;
     progress.finish_and_clear();
     if let Some(server) = server {
         server.stop().await;
@@ -126,4 +126,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The load target for a base URL such as `http://127.0.0.1:7600`.
+fn target(url: &str, key: &str) -> anyhow::Result<load::Target> {
+    let Some(authority) = url.strip_prefix("http://") else {
+        bail!("--url must be an http:// URL of the service, got {url}");
+    };
+    Ok(load::Target { authority: authority.trim_end_matches('/').to_owned(), auth: format!("Bearer {}", key.trim()) })
 }

@@ -27,6 +27,7 @@ impl Spawned {
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .env("EVIDENT_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()

@@ -102,9 +102,19 @@ const UAS: [&str; 5] = [
 ];
 const BASE: OffsetDateTime = datetime!(2024-06-01 00:00:00 UTC);
 
+/// Which ids workload events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdKind {
+    /// Random (v4) ids, as the reference generator writes them.
+    V4,
+    /// Time-ordered (v7) ids, as evident's own clients (`evident send`, the SDKs) generate them.
+    V7,
+}
+
 /// A deterministic generator of workload events.
 pub struct Generator {
     rng: StdRng,
+    ids: IdKind,
     clock: OffsetDateTime,
     users: Vec<String>,
     stations: Vec<String>,
@@ -113,7 +123,7 @@ pub struct Generator {
 
 impl Generator {
     /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub fn new(seed: u64, ids: IdKind) -> Self {
         let mut users: Vec<String> = (0..5000).map(|i| format!("user_{i:05}")).collect();
         users
             .extend(["admin", "svc_mes", "svc_backup", "operator_01", "qa_lead"].map(String::from));
@@ -126,11 +136,18 @@ impl Generator {
             .collect();
         Self {
             rng: StdRng::seed_from_u64(seed),
+            ids,
             clock: BASE,
             users,
             stations,
             hosts,
         }
+    }
+
+    /// A v7 id for the current event time: what evident's clients generate.
+    fn uuid_v7(&mut self) -> String {
+        let millis = (self.clock.unix_timestamp_nanos() / 1_000_000) as u64;
+        uuid::Builder::from_unix_timestamp_millis(millis, &self.rng.random()).into_uuid().to_string()
     }
 
     fn uuid(&mut self) -> String {
@@ -196,7 +213,10 @@ impl Generator {
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
         );
         let timestamp = self.clock.format(format).unwrap_or_default();
-        let id = self.uuid();
+        let id = match self.ids {
+            IdKind::V4 => self.uuid(),
+            IdKind::V7 => self.uuid_v7(),
+        };
         let users = std::mem::take(&mut self.users);
         let user_id = self.pick(&users).to_owned();
         let source_ip = self.ip();
@@ -320,8 +340,8 @@ impl Generator {
 }
 
 /// `n` events from the generator seeded with `seed`.
-pub fn generate(n: usize, seed: u64) -> Vec<WorkEvent> {
-    let mut g = Generator::new(seed);
+pub fn generate(n: usize, seed: u64, ids: IdKind) -> Vec<WorkEvent> {
+    let mut g = Generator::new(seed, ids);
     (0..n).map(|_| g.next_event()).collect()
 }
 
@@ -355,8 +375,8 @@ mod tests {
 
     #[test]
     fn workload_is_deterministic_and_sized_like_the_reference() {
-        let a = generate(2000, 42);
-        let b = generate(2000, 42);
+        let a = generate(2000, 42, IdKind::V4);
+        let b = generate(2000, 42, IdKind::V4);
         assert_eq!(
             a.iter().map(WorkEvent::canonical_line).collect::<Vec<_>>(),
             b.iter().map(WorkEvent::canonical_line).collect::<Vec<_>>()

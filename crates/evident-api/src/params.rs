@@ -94,10 +94,10 @@ pub fn event_query(raw: Option<&str>, now: OffsetDateTime) -> Result<EventQuery,
             "at most {MAX_DATA_FILTERS} data.<path> conditions per query"
         )));
     }
-    if let (Some(from), Some(to)) = (q.from, q.to) {
-        if from >= to {
-            return Err(bad("`from` must be before `to`"));
-        }
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && from >= to
+    {
+        return Err(bad("`from` must be before `to`"));
     }
     Ok(q)
 }

@@ -116,9 +116,13 @@ async fn commit_group(store: &dyn EventStore, mut requests: Vec<Request>) {
             let mut outcomes = outcomes.into_iter();
             for (request, size) in requests.into_iter().zip(sizes) {
                 // A requester that went away (client disconnected) still had its events committed.
-                let _ = request
+                if request
                     .reply
-                    .send(Ok(outcomes.by_ref().take(size).collect()));
+                    .send(Ok(outcomes.by_ref().take(size).collect()))
+                    .is_err()
+                {
+                    tracing::trace!("requester left before its commit was acknowledged");
+                }
             }
         }
         Err(error) => fail_all(requests, &error),
@@ -128,8 +132,12 @@ async fn commit_group(store: &dyn EventStore, mut requests: Vec<Request>) {
 fn fail_all(requests: Vec<Request>, error: &StoreError) {
     tracing::error!(%error, requests = requests.len(), "commit failed; nothing in the batch was acknowledged");
     for request in requests {
-        let _ = request
+        if request
             .reply
-            .send(Err(CommitError::Store(error.to_string())));
+            .send(Err(CommitError::Store(error.to_string())))
+            .is_err()
+        {
+            tracing::trace!("requester left before its commit failed");
+        }
     }
 }

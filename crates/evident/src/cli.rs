@@ -30,7 +30,7 @@ pub enum Command {
     /// Send NDJSON events from a file or stdin.
     Send(SendArgs),
     /// Search stored events.
-    Query(QueryArgs),
+    Query(Box<QueryArgs>),
     /// Measure durable ingest throughput and latency over HTTP, against the naive table.
     Bench(crate::bench::BenchArgs),
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::process::ExitCode;
 
 /// Runs the query, following cursors until `--limit` events are printed.
-pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Box<QueryArgs>) -> anyhow::Result<ExitCode> {
     let client = Client::from_args(&args.client)?;
     let mut params = params(&args)?;
     let mut remaining = args.limit;

@@ -43,10 +43,11 @@ impl<'e> Fields<'e> {
     fn take(&mut self, keys: &[&str]) -> Option<(String, Value)> {
         let mut found = None;
         for key in keys {
-            if let Some(v) = self.map.remove(*key) {
-                if found.is_none() && !v.is_null() {
-                    found = Some(((*key).to_owned(), v));
-                }
+            if let Some(v) = self.map.remove(*key)
+                && found.is_none()
+                && !v.is_null()
+            {
+                found = Some(((*key).to_owned(), v));
             }
         }
         found

@@ -34,7 +34,12 @@ pub const ROWS_PER_TX: usize = 1000;
 
 /// Inserts `events` into a fresh naive table at `path`; returns the time the inserts took.
 pub fn run(path: &Path, events: &[WorkEvent]) -> anyhow::Result<Duration> {
-    let _ = std::fs::remove_file(path);
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("cannot remove the old baseline database");
+        }
+        _ => {}
+    }
     let mut conn = Connection::open(path).context("cannot create the baseline database")?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     conn.execute_batch("PRAGMA synchronous = FULL;")?;

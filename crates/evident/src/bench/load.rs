@@ -44,10 +44,22 @@ struct Work {
 }
 
 /// Posts every body (body `i` holding `per_body[i]` events) with `clients` concurrent clients.
-pub async fn run(target: &Target, bodies: Vec<Bytes>, per_body: Vec<usize>, clients: usize, progress: &ProgressBar) -> anyhow::Result<LoadResult> {
-    let work = Arc::new(Work { bodies, per_body, next: AtomicUsize::new(0) });
+pub async fn run(
+    target: &Target,
+    bodies: Vec<Bytes>,
+    per_body: Vec<usize>,
+    clients: usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<LoadResult> {
+    let work = Arc::new(Work {
+        bodies,
+        per_body,
+        next: AtomicUsize::new(0),
+    });
     let started = Instant::now();
-    let tasks: Vec<_> = (0..clients.max(1)).map(|_| tokio::spawn(client(target.clone(), work.clone(), progress.clone()))).collect();
+    let tasks: Vec<_> = (0..clients.max(1))
+        .map(|_| tokio::spawn(client(target.clone(), work.clone(), progress.clone())))
+        .collect();
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut events = 0;
     for task in tasks {
@@ -55,19 +67,32 @@ pub async fn run(target: &Target, bodies: Vec<Bytes>, per_body: Vec<usize>, clie
         latency.add(hist)?;
         events += n;
     }
-    Ok(LoadResult { events, elapsed: started.elapsed(), latency })
+    Ok(LoadResult {
+        events,
+        elapsed: started.elapsed(),
+        latency,
+    })
 }
 
-async fn client(target: Target, work: Arc<Work>, progress: ProgressBar) -> anyhow::Result<(Histogram<u64>, u64)> {
-    let stream = tokio::net::TcpStream::connect(&target.authority).await.with_context(|| format!("cannot connect to {}", target.authority))?;
+async fn client(
+    target: Target,
+    work: Arc<Work>,
+    progress: ProgressBar,
+) -> anyhow::Result<(Histogram<u64>, u64)> {
+    let stream = tokio::net::TcpStream::connect(&target.authority)
+        .await
+        .with_context(|| format!("cannot connect to {}", target.authority))?;
     stream.set_nodelay(true)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut events = 0u64;
     loop {
         let i = work.next.fetch_add(1, Ordering::Relaxed);
-        let Some(body) = work.bodies.get(i) else { break };
+        let Some(body) = work.bodies.get(i) else {
+            break;
+        };
         let request = Request::post("/api/v1/events")
             .header(HOST, &target.authority)
             .header(AUTHORIZATION, &target.auth)
@@ -79,9 +104,14 @@ async fn client(target: Target, work: Arc<Work>, progress: ProgressBar) -> anyho
         let status = response.status();
         let answer = response.into_body().collect().await?.to_bytes();
         hist.saturating_record(sent.elapsed().as_micros() as u64);
-        let accepted = serde_json::from_slice::<serde_json::Value>(&answer).ok().and_then(|v| v["accepted"].as_u64());
+        let accepted = serde_json::from_slice::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v["accepted"].as_u64());
         if status != hyper::StatusCode::ACCEPTED || accepted != Some(work.per_body[i] as u64) {
-            bail!("batch {i} not fully acknowledged: {status} {}", String::from_utf8_lossy(&answer));
+            bail!(
+                "batch {i} not fully acknowledged: {status} {}",
+                String::from_utf8_lossy(&answer)
+            );
         }
         events += work.per_body[i] as u64;
         progress.inc(work.per_body[i] as u64);

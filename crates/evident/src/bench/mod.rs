@@ -66,7 +66,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let avg_bytes = lines.iter().map(|l| l.len() + 1).sum::<usize>() / lines.len();
     let batch = args.batch.max(1);
-    let bodies: Vec<bytes::Bytes> = lines.chunks(batch).map(|c| bytes::Bytes::from(c.join("\n") + "\n")).collect();
+    let bodies: Vec<bytes::Bytes> = lines
+        .chunks(batch)
+        .map(|c| bytes::Bytes::from(c.join("\n") + "\n"))
+        .collect();
     let per_body: Vec<usize> = lines.chunks(batch).map(<[String]>::len).collect();
     eprintln!(
         "workload: {} events, {avg_bytes} B average, {:?} ids, {} clients, {batch} events per request",
@@ -133,5 +136,8 @@ fn target(url: &str, key: &str) -> anyhow::Result<load::Target> {
     let Some(authority) = url.strip_prefix("http://") else {
         bail!("--url must be an http:// URL of the service, got {url}");
     };
-    Ok(load::Target { authority: authority.trim_end_matches('/').to_owned(), auth: format!("Bearer {}", key.trim()) })
+    Ok(load::Target {
+        authority: authority.trim_end_matches('/').to_owned(),
+        auth: format!("Bearer {}", key.trim()),
+    })
 }

@@ -19,7 +19,7 @@ pub struct Spawned {
 impl Spawned {
     /// Starts `evident serve` on a fresh `data_dir` and a free port, and waits until it is ready.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        if data_dir.exists() {
+        if data_dir.try_exists().unwrap_or(true) {
             std::fs::remove_dir_all(data_dir)
                 .with_context(|| format!("cannot clear {}", data_dir.display()))?;
         }
@@ -36,14 +36,13 @@ impl Spawned {
             if let (Ok(addr), Ok(key)) = (
                 std::fs::read_to_string(data_dir.join(ADDR_FILE)),
                 std::fs::read_to_string(data_dir.join(ADMIN_KEY_FILE)),
-            ) {
-                if !key.trim().is_empty() {
-                    return Ok(Self {
-                        child,
-                        url: format!("http://{}", addr.trim()),
-                        key: key.trim().to_owned(),
-                    });
-                }
+            ) && !key.trim().is_empty()
+            {
+                return Ok(Self {
+                    child,
+                    url: format!("http://{}", addr.trim()),
+                    key: key.trim().to_owned(),
+                });
             }
             if let Some(status) = child.try_wait()? {
                 bail!("the server exited during start-up: {status}");
@@ -56,16 +55,17 @@ impl Spawned {
     /// Asks the server to shut down (SIGTERM via `kill`), killing it if it lingers.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
+            Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status()
-                .await;
+                .await
+                .ok();
         }
         if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .is_err()
         {
-            let _ = self.child.kill().await;
+            self.child.kill().await.ok();
         }
     }
 }

@@ -147,7 +147,9 @@ impl Generator {
     /// A v7 id for the current event time: what evident's clients generate.
     fn uuid_v7(&mut self) -> String {
         let millis = (self.clock.unix_timestamp_nanos() / 1_000_000) as u64;
-        uuid::Builder::from_unix_timestamp_millis(millis, &self.rng.random()).into_uuid().to_string()
+        uuid::Builder::from_unix_timestamp_millis(millis, &self.rng.random())
+            .into_uuid()
+            .to_string()
     }
 
     fn uuid(&mut self) -> String {

@@ -27,7 +27,7 @@ impl Server {
 
     /// Starts `evident serve` on `dir` and a free port; returns once /readyz answers 200.
     pub fn start(dir: &Path) -> Server {
-        let _ = std::fs::remove_file(dir.join("evident.addr"));
+        std::fs::remove_file(dir.join("evident.addr")).ok();
         let child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
@@ -72,8 +72,8 @@ impl Server {
 
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 
     /// SIGTERM, then waits for the exit status.

@@ -38,7 +38,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    std::fs::write(args.data_dir.join(ADDR_FILE), addr.to_string())
+    write_atomically(&args.data_dir.join(ADDR_FILE), addr.to_string().as_bytes())
         .context("cannot write the address file")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "evident listening");
     println!(
@@ -78,6 +78,13 @@ async fn ensure_admin_key(store: &SqliteStore, data_dir: &Path) -> anyhow::Resul
         path.display()
     );
     Ok(())
+}
+
+/// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 async fn shutdown_signal() {

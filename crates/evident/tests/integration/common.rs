@@ -32,18 +32,26 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(["--max-body-bytes", "1048576", "--max-events", "2000"])
-            .env("EVIDENT_LOG", "warn")
+            .env("EVIDENT_LOG", "info")
             .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("server.log"))
+                    .expect("open server.log"),
+            )
             .spawn()
             .expect("start evident serve");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let addr = loop {
             if let Ok(a) = std::fs::read_to_string(dir.join("evident.addr")) {
                 break a;
             }
             assert!(
                 Instant::now() < deadline,
-                "server did not write its address"
+                "server did not write its address; its log:\n{}",
+                server_log(dir)
             );
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -63,9 +71,13 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while probe_status(&self.url, "/readyz") != Some(200) {
-            assert!(Instant::now() < deadline, "server never became ready");
+            assert!(
+                Instant::now() < deadline,
+                "server never became ready; its log:\n{}",
+                server_log(&self.dir)
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -151,6 +163,11 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// What the server in `dir` logged (appended across restarts of the same directory).
+pub fn server_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.log")).unwrap_or_else(|e| format!("(no log: {e})"))
 }
 
 /// The status of a plain blocking GET, for waiting on start-up outside any runtime.

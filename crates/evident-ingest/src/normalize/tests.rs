@@ -256,3 +256,24 @@ proptest! {
         prop_assert_eq!(e.data, data);
     }
 }
+
+/// Found by fuzzing: integers beyond u64 parse as floats, and without correctly rounded
+/// float parsing the stored bytes did not survive decode-then-encode unchanged.
+#[test]
+fn regression_huge_integer_survives_decode_then_encode() {
+    let e = norm(json!({"type": "process.start", "data": {"pid": serde_json::from_str::<Value>("424222222222222222222222222222222222222222222222222").unwrap()}})).unwrap();
+    let bytes = evident_model::canonical_bytes(&e);
+    let back: Event = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(evident_model::canonical_bytes(&back), bytes);
+    for text in [
+        "0.1",
+        "1e-300",
+        "1.7976931348623157e308",
+        "5e-324",
+        "123456789012345678901234567890.5",
+    ] {
+        let v: Value = serde_json::from_str(text).unwrap();
+        let again: Value = serde_json::from_str(&v.to_string()).unwrap();
+        assert_eq!(v.to_string(), again.to_string(), "{text}");
+    }
+}

@@ -4,6 +4,7 @@
 //! small pool of read-only connections serves queries concurrently thanks to WAL.
 //! A lock file keeps a second server off the same directory.
 
+mod checkpoint;
 mod keys;
 mod read;
 mod schema;
@@ -37,6 +38,8 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
+    /// Runs WAL checkpoints off the commit path while the store serves.
+    _checkpointer: Option<checkpoint::Checkpointer>,
     /// Held for the store's lifetime when it serves; `None` for tools sharing the directory.
     _lock: Option<File>,
 }
@@ -58,12 +61,19 @@ impl SqliteStore {
     fn open_inner(data_dir: &Path, lock: Option<File>) -> Result<Self, StoreError> {
         ensure_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let writer = Writer::new(schema::open_writer(&path)?)?;
+        let serving = lock.is_some();
+        let writer = Writer::new(schema::open_writer(&path, serving)?)?;
+        let checkpointer = if serving {
+            Some(checkpoint::Checkpointer::start(path.clone())?)
+        } else {
+            None
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                _checkpointer: checkpointer,
                 _lock: lock,
             }),
         })

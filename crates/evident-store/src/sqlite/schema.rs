@@ -11,8 +11,17 @@ const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sq
 /// How long a connection waits for another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages after which the writer checkpoints by itself when a background checkpointer
+/// runs (64 MiB of 4 KiB pages); a backstop, normally never reached.
+const BACKSTOP_AUTOCHECKPOINT: i64 = 16_384;
+
 /// Opens the writer connection: WAL, `synchronous=FULL` (checked, not assumed), migrated.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+/// With `background_checkpoints` the writer leaves checkpoints to
+/// [`super::checkpoint::Checkpointer`] up to a backstop threshold.
+pub(crate) fn open_writer(
+    path: &Path,
+    background_checkpoints: bool,
+) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -24,6 +33,9 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     )?;
     let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
     assert_durable(&mode, sync)?;
+    if background_checkpoints {
+        conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_AUTOCHECKPOINT)?;
+    }
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -42,6 +54,15 @@ fn assert_durable(journal_mode: &str, synchronous: i64) -> Result<(), StoreError
         )));
     }
     Ok(())
+}
+
+/// Opens the connection background checkpoints run on (it writes the database file, so
+/// it syncs as the writer does).
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")?;
+    Ok(conn)
 }
 
 /// Opens a read-only connection for queries.

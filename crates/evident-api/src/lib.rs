@@ -21,10 +21,17 @@ pub use state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use std::time::Duration;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+/// Default time a client may take to send a request body; a stalled upload gets 400
+/// instead of holding its connection and buffer forever.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole HTTP API over `state`.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let body_timeout = state.body_timeout;
     Router::new()
         .route(
             "/api/v1/events",
@@ -38,5 +45,6 @@ pub fn router(state: AppState) -> Router {
             ApiError::NotFound("no such endpoint; the API lives under /api/v1".into())
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(state)
 }

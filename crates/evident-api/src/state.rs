@@ -19,6 +19,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Recently validated keys.
     pub key_cache: Arc<KeyCache>,
+    /// How long a client may take to send a request body.
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
             committer,
             limits,
             key_cache: Arc::default(),
+            body_timeout: crate::BODY_TIMEOUT,
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Most events per request.
     #[arg(long, default_value_t = evident_ingest::Limits::default().max_events)]
     pub max_events: usize,
+    /// Seconds a client may take to send a request body before it gets 400.
+    #[arg(long, default_value_t = evident_api::BODY_TIMEOUT.as_secs())]
+    pub body_timeout: u64,
 }
 
 /// `evident keys`.

@@ -28,12 +28,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_events: args.max_events,
         ..Limits::default()
     };
-    let app = router(AppState::new(
-        store.clone(),
-        store.clone(),
-        committer,
-        limits,
-    ));
+    let mut state = AppState::new(store.clone(), store.clone(), committer, limits);
+    state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

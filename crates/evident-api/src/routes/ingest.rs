@@ -57,7 +57,7 @@ pub async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Ingest)?;
-    let body = body.map_err(|_| ApiError::PayloadTooLarge(state.limits.max_body_bytes))?;
+    let body = body.map_err(|e| body_error(&e, state.limits.max_body_bytes))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -119,6 +119,19 @@ async fn admit_body(
         run()
     };
     result.map_err(decode_error)
+}
+
+/// A body that could not be read: over the size limit (413), or cut off, stalled past
+/// [`crate::BODY_TIMEOUT`] or otherwise unreadable (400).
+fn body_error(e: &BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::InvalidBody(format!(
+            "could not read the request body: {}",
+            e.body_text()
+        ))
+    }
 }
 
 fn decode_error(e: DecodeError) -> ApiError {

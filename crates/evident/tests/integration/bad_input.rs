@@ -154,3 +154,38 @@ async fn bad_query_parameters_and_paths() {
 fn nest(depth: usize) -> Value {
     (0..depth).fold(json!(1), |inner, _| json!({"n": inner}))
 }
+
+#[tokio::test]
+async fn a_stalled_body_gets_400_not_a_hang() {
+    use std::io::{Read, Write};
+    let (_dir, server) = Server::start_fresh();
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    let key = server.key.clone();
+    let started = std::time::Instant::now();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        // Promise 1000 bytes, send 10, then go quiet (the test server allows 1 s).
+        write!(
+            stream,
+            "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"type\":\"a"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok();
+        response
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.contains("could not read the request body"),
+        "{response}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "answered by the body timeout"
+    );
+    let listed = server.get_ok("/api/v1/events").await;
+    assert_eq!(listed["events"].as_array().unwrap().len(), 0);
+}

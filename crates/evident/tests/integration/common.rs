@@ -31,7 +31,14 @@ impl Server {
         let child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
-            .args(["--max-body-bytes", "1048576", "--max-events", "2000"])
+            .args([
+                "--max-body-bytes",
+                "1048576",
+                "--max-events",
+                "2000",
+                "--body-timeout",
+                "1",
+            ])
             .env("EVIDENT_LOG", "info")
             .stdout(Stdio::null())
             .stderr(

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/events/{id}", get(routes::events::get))
         .route("/api/v1/stats", get(routes::stats::stats))
+        .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async {

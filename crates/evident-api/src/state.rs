@@ -2,7 +2,7 @@
 
 use crate::auth::KeyCache;
 use evident_ingest::Limits;
-use evident_pipeline::CommitHandle;
+use evident_pipeline::Pipeline;
 use evident_store::{EventStore, KeyStore};
 use std::sync::Arc;
 
@@ -13,8 +13,8 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     /// Where keys are checked.
     pub keys: Arc<dyn KeyStore>,
-    /// Where admitted events go to be committed.
-    pub committer: CommitHandle,
+    /// Where admitted events go to be queued and committed.
+    pub pipeline: Pipeline,
     /// Bounds on ingest input.
     pub limits: Limits,
     /// Recently validated keys.
@@ -24,17 +24,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store`/`keys`, committing through `committer`.
+    /// State over `store`/`keys`, submitting to `pipeline`.
     pub fn new(
         store: Arc<dyn EventStore>,
         keys: Arc<dyn KeyStore>,
-        committer: CommitHandle,
+        pipeline: Pipeline,
         limits: Limits,
     ) -> Self {
         Self {
             store,
             keys,
-            committer,
+            pipeline,
             limits,
             key_cache: Arc::default(),
             body_timeout: crate::BODY_TIMEOUT,

@@ -1,143 +1,143 @@
-//! The commit stage: group commit of admitted events into the store.
+//! The commit stage: the writer loop that drains the priority lanes into the store.
 //!
-//! Requests queue on a bounded channel. The committer takes the first waiting request,
-//! then everything else already waiting (up to a batch cap), appends it all in one store
-//! transaction — one fsync — and answers each request with its own events' outcomes.
-//! Under light load a batch is one request and nothing waits; under heavy load batches
-//! grow by themselves while the previous commit is running, which is what makes many
-//! concurrent requests share one fsync.
+//! Group commit: whenever the writer is free it takes what the lanes hold (by the rules
+//! in [`crate::queues`]) and appends it in one store transaction — one fsync — then
+//! answers every request whose events are now all committed. Under light load a commit is
+//! one request and nothing waits; under heavy load commits grow by themselves, up to the
+//! configured caps.
+//!
+//! Failures: a failing commit is retried with backoff. When the store refuses particular
+//! events (a constraint, a value it cannot take) the batch is split in halves until the
+//! poison events are alone; each of those goes to the dead-letter table and its
+//! batch-mates are stored. When the store as a whole fails (full, read-only, gone) the
+//! batch is not split: its requests are answered with the error, and the store is marked
+//! failing until a commit succeeds again.
 
+use crate::pipeline::Shared;
+use crate::queues::Part;
+use crate::request::EventOutcome;
+use crate::stats::add;
 use evident_model::EncodedEvent;
-use evident_store::{Appended, EventStore, StoreError};
+use evident_store::{EventStore, StoreError};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-/// Tuning of the commit stage.
-#[derive(Debug, Clone, Copy)]
-pub struct CommitConfig {
-    /// Requests that may wait for the committer before senders wait for room.
-    pub queue_requests: usize,
-    /// Most events one store transaction takes (a single larger request is still taken whole).
-    pub max_batch_events: usize,
+/// Attempts per batch before it is split or failed.
+const ATTEMPTS: u32 = 3;
+/// Wait before the first retry; each further retry waits four times longer.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Starts the writer loop on a thread of its own: the moment a commit finishes it must
+/// start the next, and a task could wait behind hundreds of ready connection tasks.
+pub(crate) fn spawn(shared: Arc<Shared>, store: Arc<dyn EventStore>) -> JoinHandle<()> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(run(shared, store)))
 }
 
-impl Default for CommitConfig {
-    fn default() -> Self {
-        Self {
-            queue_requests: 4096,
-            max_batch_events: 20_000,
-        }
-    }
-}
-
-/// Why a commit request was not committed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CommitError {
-    /// The store refused the batch; nothing in it was committed.
-    #[error("store failed to commit: {0}")]
-    Store(String),
-    /// The commit stage has stopped (the service is shutting down).
-    #[error("commit stage is shut down")]
-    Closed,
-}
-
-struct Request {
-    events: Vec<EncodedEvent>,
-    reply: oneshot::Sender<Result<Vec<Appended>, CommitError>>,
-}
-
-/// Submits events to the commit stage; cheap to clone, one per request handler.
-#[derive(Clone)]
-pub struct CommitHandle {
-    tx: mpsc::Sender<Request>,
-}
-
-impl CommitHandle {
-    /// Commits `events` durably and reports, in order, what became of each.
-    pub async fn commit(&self, events: Vec<EncodedEvent>) -> Result<Vec<Appended>, CommitError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Request { events, reply })
-            .await
-            .map_err(|_| CommitError::Closed)?;
-        answer.await.map_err(|_| CommitError::Closed)?
-    }
-}
-
-/// Starts the committer task. It ends, after committing everything queued, once every
-/// [`CommitHandle`] is dropped.
-pub fn spawn_committer(
-    store: Arc<dyn EventStore>,
-    config: CommitConfig,
-) -> (CommitHandle, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(config.queue_requests.max(1));
-    let task = tokio::spawn(run(store, rx, config));
-    (CommitHandle { tx }, task)
-}
-
-async fn run(store: Arc<dyn EventStore>, mut rx: mpsc::Receiver<Request>, config: CommitConfig) {
-    while let Some(first) = rx.recv().await {
-        let mut queued = first.events.len();
-        let mut requests = vec![first];
-        while queued < config.max_batch_events {
-            match rx.try_recv() {
-                Ok(next) => {
-                    queued += next.events.len();
-                    requests.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        commit_group(store.as_ref(), requests).await;
+async fn run(shared: Arc<Shared>, store: Arc<dyn EventStore>) {
+    while let Some(batch) = next_batch(&shared).await {
+        commit_parts(&shared, store.as_ref(), batch).await;
     }
     tracing::debug!("commit stage drained and stopped");
 }
 
-async fn commit_group(store: &dyn EventStore, mut requests: Vec<Request>) {
-    let sizes: Vec<usize> = requests.iter().map(|r| r.events.len()).collect();
-    let batch: Vec<EncodedEvent> = requests
-        .iter_mut()
-        .flat_map(|r| r.events.drain(..))
-        .collect();
-    let events = batch.len();
-    let started = Instant::now();
-    let result = store.append(batch).await;
-    tracing::trace!(
-        events,
-        requests = requests.len(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "group committed"
-    );
-    match result {
-        Ok(outcomes) => {
-            debug_assert_eq!(outcomes.len(), events);
-            let mut outcomes = outcomes.into_iter();
-            for (request, size) in requests.into_iter().zip(sizes) {
-                // A requester that went away (client disconnected) still had its events committed.
-                if request
-                    .reply
-                    .send(Ok(outcomes.by_ref().take(size).collect()))
-                    .is_err()
-                {
-                    tracing::trace!("requester left before its commit was acknowledged");
-                }
+/// Waits for work; `None` once the pipeline is closed and drained.
+async fn next_batch(shared: &Shared) -> Option<Vec<Part>> {
+    loop {
+        let notified = shared.wake.notified();
+        {
+            let mut queues = shared.queues();
+            if !queues.is_empty() {
+                return Some(queues.take_batch(&shared.config, Instant::now()));
+            }
+            if shared.closed.load(Ordering::Acquire) {
+                return None;
             }
         }
-        Err(error) => fail_all(requests, &error),
+        notified.await;
     }
 }
 
-fn fail_all(requests: Vec<Request>, error: &StoreError) {
-    tracing::error!(%error, requests = requests.len(), "commit failed; nothing in the batch was acknowledged");
-    for request in requests {
-        if request
-            .reply
-            .send(Err(CommitError::Store(error.to_string())))
-            .is_err()
-        {
-            tracing::trace!("requester left before its commit failed");
+async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Part>) {
+    let events: Vec<EncodedEvent> = parts.iter_mut().flat_map(|p| p.events.drain(..)).collect();
+    let sizes: Vec<usize> = parts.iter().map(|p| p.slots.len()).collect();
+    let outcomes = commit_resilient(shared, store, events.into()).await;
+    add(&shared.stats.commits, 1);
+    let committed_at = Instant::now();
+    let mut outcomes = outcomes.into_iter();
+    for (part, size) in parts.into_iter().zip(sizes) {
+        let mine: Vec<EventOutcome> = outcomes.by_ref().take(size).collect();
+        for o in &mine {
+            match o {
+                EventOutcome::Stored(_) => add(&shared.stats.processed, 1),
+                EventOutcome::Duplicate => add(&shared.stats.duplicates, 1),
+                EventOutcome::DeadLettered => add(&shared.stats.dead_lettered, 1),
+                EventOutcome::Failed(_) => add(&shared.stats.failed, 1),
+                EventOutcome::Overloaded | EventOutcome::Queued => {}
+            }
         }
+        shared.stats.record_latency(
+            part.priority,
+            committed_at.duration_since(part.enqueued),
+            size,
+        );
+        part.request.resolve(&part.slots, mine);
     }
+}
+
+/// Commits `events`, retrying, splitting around poison events, dead-lettering them.
+fn commit_resilient<'a>(
+    shared: &'a Shared,
+    store: &'a dyn EventStore,
+    events: Arc<[EncodedEvent]>,
+) -> Pin<Box<dyn Future<Output = Vec<EventOutcome>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut delay = FIRST_BACKOFF;
+        let mut last_error = None;
+        for attempt in 1..=ATTEMPTS {
+            match store.append(events.clone()).await {
+                Ok(appended) => {
+                    shared.store_ok.store(true, Ordering::Release);
+                    return appended.into_iter().map(EventOutcome::from).collect();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, attempt, events = events.len(), "commit failed");
+                    let store_wide = !error.is_event_specific();
+                    last_error = Some(error);
+                    if store_wide {
+                        shared.store_ok.store(false, Ordering::Release);
+                    }
+                    if attempt < ATTEMPTS {
+                        tokio::time::sleep(delay).await;
+                        delay *= 4;
+                    }
+                }
+            }
+        }
+        let error = last_error.unwrap_or_else(|| StoreError::Task("no attempt made".into()));
+        if !error.is_event_specific() {
+            tracing::error!(%error, events = events.len(), "store failing; batch not committed");
+            return vec![EventOutcome::Failed(error.to_string()); events.len()];
+        }
+        if events.len() > 1 {
+            let (left, right) = events.split_at(events.len() / 2);
+            let mut outcomes = commit_resilient(shared, store, left.into()).await;
+            outcomes.extend(commit_resilient(shared, store, right.into()).await);
+            return outcomes;
+        }
+        match store.dead_letter(&events[0], &error.to_string()).await {
+            Ok(()) => {
+                tracing::warn!(event_id = %events[0].event.id, %error, "event moved to the dead-letter table");
+                vec![EventOutcome::DeadLettered]
+            }
+            Err(dl_error) => {
+                tracing::error!(%dl_error, "cannot write the dead-letter table");
+                vec![EventOutcome::Failed(error.to_string())]
+            }
+        }
+    })
 }

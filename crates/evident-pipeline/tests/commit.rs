@@ -1,25 +1,26 @@
-//! The commit stage against the real embedded store.
+//! The pipeline against the real embedded store.
 
-use evident_model::Severity;
-use evident_pipeline::{CommitConfig, spawn_committer};
+use evident_model::{Priority, Severity};
+use evident_pipeline::{Ack, EventOutcome, Pipeline, PipelineConfig};
 use evident_store::testsuite::event;
-use evident_store::{Appended, EventQuery, EventStore, SqliteStore};
+use evident_store::{EventQuery, EventStore, SqliteStore};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_share_commits_and_each_gets_its_own_outcomes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
-    let (handle, task) = spawn_committer(store.clone(), CommitConfig::default());
+    let (pipeline, task) = Pipeline::start(store.clone(), PipelineConfig::default());
     let mut joins = Vec::new();
     for client in 0..50 {
-        let handle = handle.clone();
+        let pipeline = pipeline.clone();
         joins.push(tokio::spawn(async move {
+            let sev = Severity::ALL[client % 5];
             let events: Vec<_> = (0..client % 5 + 1)
-                .map(|i| event("user.login", i, Severity::Info))
+                .map(|i| event("user.login", i as i64, sev))
                 .collect();
             let ids: Vec<_> = events.iter().map(|e| e.event.id).collect();
-            let out = handle.commit(events).await.unwrap();
+            let out = pipeline.submit(events, Ack::Commit).await.unwrap();
             (ids, out)
         }));
     }
@@ -28,8 +29,8 @@ async fn concurrent_requests_share_commits_and_each_gets_its_own_outcomes() {
         let (ids, out) = j.await.unwrap();
         assert_eq!(ids.len(), out.len());
         for (id, o) in ids.iter().zip(out) {
-            let Appended::Stored(seq) = o else {
-                panic!("fresh id reported duplicate")
+            let EventOutcome::Stored(seq) = o else {
+                panic!("fresh id not stored: {o:?}")
             };
             let stored = store
                 .get(*id, None)
@@ -49,7 +50,7 @@ async fn concurrent_requests_share_commits_and_each_gets_its_own_outcomes() {
         (1..=all_seqs.len() as i64).collect::<Vec<_>>(),
         "gap-free"
     );
-    drop(handle);
+    pipeline.close();
     task.await.unwrap();
     let page = store
         .query(EventQuery {
@@ -59,4 +60,103 @@ async fn concurrent_requests_share_commits_and_each_gets_its_own_outcomes() {
         .await
         .unwrap();
     assert_eq!(page.events.len(), all_seqs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_and_forget_is_flushed_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
+    let (pipeline, task) = Pipeline::start(store.clone(), PipelineConfig::default());
+    let events: Vec<_> = (0..2000).map(|i| event("a.b", i, Severity::Low)).collect();
+    let out = pipeline.submit(events, Ack::Queued).await.unwrap();
+    assert!(out.iter().all(|o| *o == EventOutcome::Queued));
+    pipeline.close();
+    assert!(
+        pipeline
+            .submit(vec![event("a.b", 1, Severity::Low)], Ack::Commit)
+            .await
+            .is_err(),
+        "closed to new work"
+    );
+    task.await.unwrap();
+    let page = store
+        .query(EventQuery {
+            limit: 1000,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1000, "first page full");
+    assert_eq!(
+        pipeline.stats().processed,
+        2000,
+        "everything queued was committed before the committer ended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_dead_lettered_and_its_batch_mates_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
+    rusqlite::Connection::open(store.db_path())
+        .unwrap()
+        .execute_batch("CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.type = 'test.poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;")
+        .unwrap();
+    let (pipeline, task) = Pipeline::start(store.clone(), PipelineConfig::default());
+    let mut events: Vec<_> = (0..9)
+        .map(|i| event("test.fine", i, Severity::Medium))
+        .collect();
+    events.insert(4, event("test.poison", 4, Severity::Medium));
+    let out = pipeline.submit(events, Ack::Commit).await.unwrap();
+    assert_eq!(out[4], EventOutcome::DeadLettered);
+    assert_eq!(
+        out.iter()
+            .filter(|o| matches!(o, EventOutcome::Stored(_)))
+            .count(),
+        9
+    );
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].error.contains("poisoned"), "{}", dead[0].error);
+    pipeline.close();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_refuses_low_priorities_and_keeps_room_for_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
+    let config = PipelineConfig {
+        capacity_events: 100,
+        ..PipelineConfig::default()
+    };
+    let (pipeline, task) = Pipeline::start(store.clone(), config);
+    // Fire-and-forget so the queue fills faster than it drains.
+    let info: Vec<_> = (0..200)
+        .map(|i| event("a.info", i, Severity::Info))
+        .collect();
+    let out = pipeline.submit(info, Ack::Queued).await.unwrap();
+    let refused = out
+        .iter()
+        .filter(|o| **o == EventOutcome::Overloaded)
+        .count();
+    assert!(
+        refused >= 140,
+        "info may fill at most 60 of 100 slots; refused {refused}"
+    );
+    let critical: Vec<_> = (0..30)
+        .map(|i| event("a.crit", i, Severity::Critical))
+        .collect();
+    assert!(
+        critical
+            .iter()
+            .all(|e| e.event.priority == Priority::Critical)
+    );
+    let out = pipeline.submit(critical, Ack::Commit).await.unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, EventOutcome::Stored(_))),
+        "critical events keep reserved room: {out:?}"
+    );
+    pipeline.close();
+    task.await.unwrap();
 }

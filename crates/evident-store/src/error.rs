@@ -30,10 +30,37 @@ pub enum StoreError {
     /// A blocking task died.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The store refused particular events (a constraint or a value it cannot hold);
+    /// other events may still be stored.
+    #[error("store refused the event: {0}")]
+    Rejected(String),
+    /// The disk or the database's size limit is full.
+    #[error("store is full: {0}")]
+    Full(String),
+    /// The database cannot be written (read-only file system, permissions).
+    #[error("store is read-only: {0}")]
+    ReadOnly(String),
+}
+
+impl StoreError {
+    /// True when the error is about the events written rather than the store: then
+    /// splitting the batch can isolate the events at fault and store the others.
+    pub fn is_event_specific(&self) -> bool {
+        matches!(self, StoreError::Rejected(_))
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        use rusqlite::ErrorCode;
+        let text = e.to_string();
+        match e.sqlite_error_code() {
+            Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch) => {
+                StoreError::Rejected(text)
+            }
+            Some(ErrorCode::DiskFull) => StoreError::Full(text),
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(text),
+            _ => StoreError::Database(text),
+        }
     }
 }

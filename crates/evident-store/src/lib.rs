@@ -29,7 +29,21 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use evident_model::EncodedEvent;
+use std::sync::Arc;
 use uuid::Uuid;
+
+/// An event the store kept refusing, kept for inspection and replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Row id in the dead-letter table.
+    pub id: i64,
+    /// The event's canonical bytes.
+    pub bytes: Vec<u8>,
+    /// Why the store refused it.
+    pub error: String,
+    /// When, Unix microseconds.
+    pub failed_at: i64,
+}
 
 /// What became of one event of an appended batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +58,17 @@ pub enum Appended {
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Commits `batch` in one durable transaction (fsync before returning) and reports,
-    /// in batch order, what became of each event.
-    async fn append(&self, batch: Vec<EncodedEvent>) -> Result<Vec<Appended>, StoreError>;
+    /// in batch order, what became of each event. On error nothing of the batch is stored.
+    async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError>;
+
+    /// Durably records `event` as refused by the store with `error`.
+    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` dead letters, oldest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Removes the dead letters with these row ids (after a successful replay).
+    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError>;
 
     /// The stored event with this id, if it exists and is in `scope`.
     async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError>;

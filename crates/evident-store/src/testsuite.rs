@@ -64,7 +64,7 @@ pub async fn append_assigns_gap_free_seq_and_dedups(store: &dyn EventStore) {
     let first: Vec<_> = (0..5)
         .map(|i| event("user.login", i, Severity::Info))
         .collect();
-    let out = store.append(first.clone()).await.unwrap();
+    let out = store.append(first.clone().into()).await.unwrap();
     let seqs: Vec<i64> = out
         .iter()
         .map(|a| match a {
@@ -82,7 +82,7 @@ pub async fn append_assigns_gap_free_seq_and_dedups(store: &dyn EventStore) {
         event("user.logout", 6, Severity::Info),
         first[1].clone(),
     ];
-    let out2 = store.append(again).await.unwrap();
+    let out2 = store.append(again.into()).await.unwrap();
     assert_eq!(
         out2,
         vec![
@@ -113,7 +113,7 @@ pub async fn query_filters_and_paginates(store: &dyn EventStore) {
         };
         batch.push(event(t, i, sev));
     }
-    store.append(batch).await.unwrap();
+    store.append(batch.into()).await.unwrap();
 
     let count = |q: EventQuery| async move {
         store
@@ -263,7 +263,7 @@ pub async fn stats_count_groups_and_buckets(store: &dyn EventStore) {
             )
         })
         .collect();
-    store.append(batch).await.unwrap();
+    store.append(batch.into()).await.unwrap();
     let q = StatsQuery {
         from: evident_model::unix_micros(BASE),
         to: evident_model::unix_micros(BASE + time::Duration::hours(2)),
@@ -284,4 +284,20 @@ pub async fn stats_count_groups_and_buckets(store: &dyn EventStore) {
         stats.series.iter().map(|b| b.count).collect::<Vec<_>>(),
         vec![60, 60]
     );
+}
+
+/// Dead letters are kept with their error, listed oldest first, and removable.
+pub async fn dead_letters_round_trip(store: &dyn EventStore) {
+    let a = event("a.b", 1, Severity::Info);
+    let b = event("a.c", 2, Severity::High);
+    store.dead_letter(&a, "refused: reason one").await.unwrap();
+    store.dead_letter(&b, "refused: reason two").await.unwrap();
+    let listed = store.dead_letters(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].bytes, a.bytes);
+    assert_eq!(listed[1].error, "refused: reason two");
+    store.remove_dead_letters(vec![listed[0].id]).await.unwrap();
+    let left = store.dead_letters(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].bytes, b.bytes);
 }

@@ -4,7 +4,7 @@ use crate::cli::ServeArgs;
 use anyhow::Context;
 use evident_api::{AppState, router};
 use evident_ingest::Limits;
-use evident_pipeline::{CommitConfig, spawn_committer};
+use evident_pipeline::{Pipeline, PipelineConfig};
 use evident_store::{KeyStore, Role, SqliteStore};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,13 +22,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?;
     ensure_admin_key(&store, &args.data_dir).await?;
     let store = Arc::new(store);
-    let (committer, commit_task) = spawn_committer(store.clone(), CommitConfig::default());
+    let (pipeline, commit_task) = Pipeline::start(store.clone(), PipelineConfig::default());
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_events: args.max_events,
         ..Limits::default()
     };
-    let mut state = AppState::new(store.clone(), store.clone(), committer, limits);
+    let mut state = AppState::new(store.clone(), store.clone(), pipeline.clone(), limits);
     state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -47,6 +47,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("server failed")?;
     tracing::info!("stopped taking requests; committing what is queued");
+    pipeline.close();
     commit_task.await.context("commit stage failed")?;
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,13 @@ pub async fn healthz() -> Json<Value> {
 
 /// 200 when the store can take a write now, else 503 with the reason.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if !state.pipeline.store_ok() {
+        let reason = "the store is failing commits (full, read-only or unreachable)";
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": reason})),
+        );
+    }
     match tokio::time::timeout(READY_TIMEOUT, state.store.check_writable()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Ok(Err(e)) => (

@@ -5,12 +5,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evident_ingest::{Admission, BodyFormat, DecodeError, Limits, Rejection, admit};
-use evident_store::Appended;
+use evident_pipeline::{Ack, EventOutcome};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -32,15 +32,22 @@ pub struct EventError {
 }
 
 /// The answer to an ingest request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct IngestResponse {
-    /// Events committed by this request, or already stored under the same id.
+    /// Events taken: committed (stored, already stored, or dead-lettered), or with
+    /// `?ack=none` queued.
     pub accepted: usize,
     /// Of those, events newly stored.
     pub stored: usize,
     /// Of those, events whose id was already stored (retries): stored once, not again.
     pub duplicates: usize,
-    /// Events refused.
+    /// Of those, events the store kept refusing, kept in the dead-letter table.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dead_lettered: usize,
+    /// Of those, events queued but not yet committed (`?ack=none` only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub queued: usize,
+    /// Events refused: invalid, or over their priority's queue share (retry those).
     pub rejected: usize,
     /// One entry per event in request order: its id when accepted, null when refused.
     pub ids: Vec<Option<uuid::Uuid>>,
@@ -49,56 +56,135 @@ pub struct IngestResponse {
     pub errors: Vec<EventError>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Seconds a client is asked to wait before retrying refused events.
+const RETRY_AFTER_SECS: &str = "1";
+
 /// Handles an ingest request.
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Ingest)?;
+    let ack = ack_mode(query.as_deref())?;
     let body = body.map_err(|e| body_error(&e, state.limits.max_body_bytes))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let admission = admit_body(body, content_type, state.limits).await?;
-    let mut ids: Vec<Option<uuid::Uuid>> = vec![None; admission.total()];
-    let errors = flatten(&admission.rejected);
-    let rejected = admission.rejected.len();
+    state.pipeline.count_invalid(admission.rejected.len());
+    let mut response = IngestResponse {
+        ids: vec![None; admission.total()],
+        errors: flatten(&admission.rejected),
+        rejected: admission.rejected.len(),
+        ..IngestResponse::default()
+    };
     if admission.accepted.is_empty() {
-        let response = IngestResponse {
-            accepted: 0,
-            stored: 0,
-            duplicates: 0,
-            rejected,
-            ids,
-            errors,
-        };
         return Ok(no_valid_event(response));
     }
     let (indices, events): (Vec<usize>, Vec<_>) = admission.accepted.into_iter().unzip();
-    for (&i, e) in indices.iter().zip(&events) {
-        ids[i] = Some(e.event.id);
-    }
-    let outcomes = state.committer.commit(events).await.map_err(|e| {
-        tracing::warn!(error = %e, "ingest not committed");
-        ApiError::Unavailable("events were not committed; retry the request".into())
-    })?;
-    let duplicates = outcomes
+    let ids: Vec<uuid::Uuid> = events
         .iter()
-        .filter(|o| **o == Appended::Duplicate)
-        .count();
-    let accepted = outcomes.len();
-    let response = IngestResponse {
-        accepted,
-        stored: accepted - duplicates,
-        duplicates,
-        rejected,
-        ids,
-        errors,
+        .map(|e: &evident_model::EncodedEvent| e.event.id)
+        .collect();
+    let outcomes = state
+        .pipeline
+        .submit(events, ack)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut failure = None;
+    for ((index, id), outcome) in indices.into_iter().zip(ids).zip(outcomes) {
+        match outcome {
+            EventOutcome::Overloaded => {
+                response.rejected += 1;
+                response.errors.push(EventError {
+                    index,
+                    line: None,
+                    field: String::new(),
+                    reason: "overloaded: the queue for this event's priority is full; retry later"
+                        .into(),
+                });
+                continue;
+            }
+            EventOutcome::Failed(reason) => failure = Some(reason),
+            EventOutcome::Stored(_) => response.stored += 1,
+            EventOutcome::Duplicate => response.duplicates += 1,
+            EventOutcome::DeadLettered => response.dead_lettered += 1,
+            EventOutcome::Queued => response.queued += 1,
+        }
+        response.accepted += 1;
+        response.ids[index] = Some(id);
+    }
+    response.errors.sort_by_key(|e| e.index);
+    Ok(answer(response, failure))
+}
+
+/// 503 when any event failed to commit, 429 when any was refused for overload, else 202.
+fn answer(response: IngestResponse, failure: Option<String>) -> Response {
+    let overloaded = response
+        .errors
+        .iter()
+        .any(|e| e.reason.starts_with("overloaded"));
+    let (status, error) = match (&failure, overloaded) {
+        (Some(reason), _) => {
+            tracing::warn!(%reason, "ingest not fully committed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some((
+                    "unavailable",
+                    "the store could not commit every event; retry the request (ids make retries safe)",
+                )),
+            )
+        }
+        (None, true) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some((
+                "overloaded",
+                "some events were refused because the service is overloaded; retry them after Retry-After",
+            )),
+        ),
+        (None, false) => (StatusCode::ACCEPTED, None),
     };
-    Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+    let Some((code, message)) = error else {
+        return (status, Json(response)).into_response();
+    };
+    let mut body = serde_json::to_value(&response).unwrap_or_default();
+    body["error"] = serde_json::json!({"code": code, "message": message});
+    let mut out = (status, Json(body)).into_response();
+    out.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    out
+}
+
+/// The acknowledgement mode a query string asks for: `ack=commit` (default) or `ack=none`.
+fn ack_mode(query: Option<&str>) -> Result<Ack, ApiError> {
+    let mut ack = Ack::Commit;
+    for (key, value) in crate::params::pairs(query)? {
+        match (key.as_str(), value.as_str()) {
+            ("ack", "commit") => ack = Ack::Commit,
+            ("ack", "none") => ack = Ack::Queued,
+            ("ack", other) => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "ack `{other}` is not commit or none"
+                )));
+            }
+            (other, _) => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "unknown parameter `{other}`; ingest takes only ack=commit|none"
+                )));
+            }
+        }
+    }
+    Ok(ack)
 }
 
 async fn admit_body(

@@ -3,4 +3,5 @@
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod pipeline;
 pub mod stats;

@@ -12,7 +12,7 @@ mod write;
 
 use crate::error::StoreError;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
-use crate::{Appended, EventStore};
+use crate::{Appended, DeadLetter, EventStore};
 use async_trait::async_trait;
 use evident_model::EncodedEvent;
 use rusqlite::Connection;
@@ -156,8 +156,23 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(&self, batch: Vec<EncodedEvent>) -> Result<Vec<Appended>, StoreError> {
+    async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError> {
         self.with_writer(move |w| w.append(&batch)).await
+    }
+
+    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError> {
+        let (id, body, error) = (event.event.id, event.bytes.clone(), error.to_owned());
+        self.with_writer(move |w| w.dead_letter(id, &body, &error))
+            .await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with_reader(move |c| read::dead_letters(c, limit))
+            .await
+    }
+
+    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.with_writer(move |w| w.remove_dead_letters(&ids)).await
     }
 
     async fn get(&self, id: uuid::Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {

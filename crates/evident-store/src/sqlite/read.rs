@@ -253,6 +253,24 @@ fn group_value(
     })
 }
 
+pub(crate) fn dead_letters(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<crate::DeadLetter>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, body, error, failed_at FROM dead_letters ORDER BY id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok(crate::DeadLetter {
+            id: r.get(0)?,
+            bytes: r.get::<_, String>(1)?.into_bytes(),
+            error: r.get(2)?,
+            failed_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::prefix_end;

@@ -44,21 +44,13 @@ async fn sequence_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = SqliteStore::open_exclusive(dir.path()).unwrap();
-        s.append(vec![testsuite::event(
-            "a.b",
-            1,
-            evident_model::Severity::Info,
-        )])
-        .await
-        .unwrap();
+        s.append(vec![testsuite::event("a.b", 1, evident_model::Severity::Info)].into())
+            .await
+            .unwrap();
     }
     let s = SqliteStore::open_exclusive(dir.path()).unwrap();
     let out = s
-        .append(vec![testsuite::event(
-            "a.b",
-            2,
-            evident_model::Severity::Info,
-        )])
+        .append(vec![testsuite::event("a.b", 2, evident_model::Severity::Info)].into())
         .await
         .unwrap();
     assert_eq!(out, vec![crate::Appended::Stored(2)]);
@@ -86,4 +78,45 @@ async fn keys_are_found_by_secret_and_stored_hashed() {
             "secret must not be stored"
         );
     }
+}
+
+#[tokio::test]
+async fn dead_letters_round_trip() {
+    let (_d, s) = store();
+    testsuite::dead_letters_round_trip(&s).await;
+}
+
+#[tokio::test]
+async fn a_trigger_refusal_is_event_specific() {
+    let (_d, s) = store();
+    let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+    conn.execute_batch("CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.type = 'test.poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;").unwrap();
+    let err = s
+        .append(
+            vec![testsuite::event(
+                "test.poison",
+                1,
+                evident_model::Severity::Info,
+            )]
+            .into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_event_specific(), "{err:?}");
+    let ok = s
+        .append(
+            vec![testsuite::event(
+                "test.fine",
+                1,
+                evident_model::Severity::Info,
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ok,
+        vec![crate::Appended::Stored(1)],
+        "the failed batch consumed no sequence number"
+    );
 }

@@ -77,6 +77,35 @@ impl Writer {
         Ok(outcomes)
     }
 
+    /// Durably records an event the store refused.
+    pub(crate) fn dead_letter(
+        &mut self,
+        id: uuid::Uuid,
+        body: &[u8],
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let body = String::from_utf8_lossy(body);
+        let now = unix_micros(time::OffsetDateTime::now_utc());
+        self.conn.execute(
+            "INSERT INTO dead_letters (event_id, body, error, failed_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id.as_bytes().as_slice(), body, error, now],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes dead letters by row id, in one transaction.
+    pub(crate) fn remove_dead_letters(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Takes and releases the write lock without writing.
     pub(crate) fn check_writable(&mut self) -> Result<(), StoreError> {
         let tx = self

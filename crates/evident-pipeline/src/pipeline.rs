@@ -1,0 +1,166 @@
+//! The pipeline handle: admission into the priority lanes, and shutdown.
+
+use crate::commit;
+use crate::config::PipelineConfig;
+use crate::queues::{Part, Queues};
+use crate::request::{EventOutcome, Pending};
+use crate::stats::{Stats, StatsSnapshot, add};
+use evident_model::{EncodedEvent, Priority};
+use evident_store::EventStore;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+/// When a submitter is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Once every admitted event is committed to disk (the default).
+    Commit,
+    /// As soon as the events are queued (fire and forget): events queued but not yet
+    /// committed are lost if the process dies, and store failures are only counted.
+    Queued,
+}
+
+/// Why a submission was not taken at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PipelineError {
+    /// The pipeline is shutting down and takes nothing new.
+    #[error("the service is shutting down")]
+    Closed,
+}
+
+/// What admission and the committer share.
+pub(crate) struct Shared {
+    pub config: PipelineConfig,
+    pub queues: Mutex<Queues>,
+    pub wake: Notify,
+    pub closed: AtomicBool,
+    pub stats: Stats,
+    /// False while the store is failing commits (read-only, full, unreachable).
+    pub store_ok: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The admission pipeline: bounded priority lanes in front of a group-committing writer.
+/// Cheap to clone; every clone submits to the same lanes.
+#[derive(Clone)]
+pub struct Pipeline {
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    /// Starts the committer over `store`. It ends, after committing everything queued,
+    /// once [`Pipeline::close`] is called.
+    pub fn start(store: Arc<dyn EventStore>, config: PipelineConfig) -> (Pipeline, JoinHandle<()>) {
+        let shared = Arc::new(Shared {
+            config,
+            queues: Mutex::new(Queues::default()),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            stats: Stats::default(),
+            store_ok: AtomicBool::new(true),
+        });
+        let task = commit::spawn(shared.clone(), store);
+        (Pipeline { shared }, task)
+    }
+
+    /// Queues `events` and, with [`Ack::Commit`], waits until each is committed.
+    ///
+    /// Returns one outcome per event in order. Events that do not fit their priority's
+    /// share of the queue are [`EventOutcome::Overloaded`] and were not queued; with
+    /// [`Ack::Queued`] the others are [`EventOutcome::Queued`].
+    pub async fn submit(
+        &self,
+        events: Vec<EncodedEvent>,
+        ack: Ack,
+    ) -> Result<Vec<EventOutcome>, PipelineError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(PipelineError::Closed);
+        }
+        let len = events.len();
+        add(&self.shared.stats.received, len);
+        let (reply, answer) = oneshot::channel();
+        let reply = (ack == Ack::Commit).then_some(reply);
+        let mut outcomes: Vec<Option<EventOutcome>> = vec![None; len];
+        let mut lanes: [Vec<(usize, EncodedEvent)>; 5] = Default::default();
+        {
+            let mut queues = self.shared.queues();
+            for (slot, event) in events.into_iter().enumerate() {
+                let priority = event.event.priority;
+                if queues.fits(&self.shared.config, priority, event.bytes.len()) {
+                    queues.reserve(event.bytes.len());
+                    lanes[usize::from(priority.rank())].push((slot, event));
+                } else {
+                    outcomes[slot] = Some(EventOutcome::Overloaded);
+                }
+            }
+            let queued: usize = lanes.iter().map(Vec::len).sum();
+            add(&self.shared.stats.rejected_overloaded, len - queued);
+            if ack == Ack::Queued {
+                for (slot, _) in lanes.iter().flatten() {
+                    outcomes[*slot] = Some(EventOutcome::Queued);
+                }
+            }
+            let snapshot = outcomes.clone();
+            let pending = Arc::new(Pending::new(outcomes, queued, reply));
+            let now = Instant::now();
+            for (rank, lane) in lanes.into_iter().enumerate() {
+                if lane.is_empty() {
+                    continue;
+                }
+                let (slots, events): (Vec<usize>, Vec<EncodedEvent>) = lane.into_iter().unzip();
+                let priority = Priority::ALL[rank];
+                queues.push(Part {
+                    events,
+                    slots,
+                    request: pending.clone(),
+                    enqueued: now,
+                    priority,
+                });
+            }
+            if queued == 0 || ack == Ack::Queued {
+                self.shared.wake.notify_one();
+                return Ok(snapshot
+                    .into_iter()
+                    .map(|o| o.unwrap_or(EventOutcome::Overloaded))
+                    .collect());
+            }
+        }
+        self.shared.wake.notify_one();
+        answer.await.map_err(|_| PipelineError::Closed)
+    }
+
+    /// Stops taking submissions; the committer commits what is queued, then ends.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Whether the last commit attempt succeeded (false while the store is failing).
+    pub fn store_ok(&self) -> bool {
+        self.shared.store_ok.load(Ordering::Acquire)
+    }
+
+    /// The counters and queue depths now.
+    pub fn stats(&self) -> StatsSnapshot {
+        let (_, bytes, lanes) = self.shared.queues().depth();
+        self.shared.stats.snapshot(lanes, bytes)
+    }
+
+    /// Counts events refused by validation (reported with the pipeline's counters).
+    pub fn count_invalid(&self, n: usize) {
+        add(&self.shared.stats.rejected_invalid, n);
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.shared.config
+    }
+}

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use evident_store::keys::hash_secret;
@@ -18,6 +18,8 @@ pub enum Permission {
     Ingest,
     /// Query events and statistics.
     Read,
+    /// Administer the service (dead letters, keys).
+    Admin,
 }
 
 impl Permission {
@@ -25,6 +27,7 @@ impl Permission {
         match self {
             Permission::Ingest => "send events",
             Permission::Read => "read events",
+            Permission::Admin => "administer the service",
         }
     }
 }
@@ -90,6 +93,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+impl OptionalFromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    /// `None` without an `Authorization` header; a header that names no valid key is still an error.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts.headers.get(AUTHORIZATION).is_none() {
+            return Ok(None);
+        }
+        <Caller as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// Recently seen valid keys, so a request does not cost a database lookup.
 /// Entries expire after [`KeyCache::TTL`]; unknown keys are never cached.
 #[derive(Default)]
@@ -139,5 +159,7 @@ mod tests {
             allows(Role::Ingest, Permission::Ingest) && !allows(Role::Ingest, Permission::Read)
         );
         assert!(allows(Role::Read, Permission::Read) && !allows(Role::Read, Permission::Ingest));
+        assert!(allows(Role::Admin, Permission::Admin));
+        assert!(!allows(Role::Read, Permission::Admin) && !allows(Role::Ingest, Permission::Admin));
     }
 }

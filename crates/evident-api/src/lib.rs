@@ -40,6 +40,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(routes::events::get))
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
+        .route("/api/v1/dead-letters", get(routes::dead_letters::list))
+        .route(
+            "/api/v1/dead-letters/replay",
+            axum::routing::post(routes::dead_letters::replay),
+        )
+        .route("/metrics", get(routes::metrics::metrics))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async {

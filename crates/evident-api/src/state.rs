@@ -1,7 +1,7 @@
 //! What request handlers share.
 
 use crate::auth::KeyCache;
-use evident_ingest::Limits;
+use evident_ingest::{Limits, PriorityRules};
 use evident_pipeline::Pipeline;
 use evident_store::{EventStore, KeyStore};
 use std::sync::Arc;
@@ -21,6 +21,12 @@ pub struct AppState {
     pub key_cache: Arc<KeyCache>,
     /// How long a client may take to send a request body.
     pub body_timeout: std::time::Duration,
+    /// Configured priorities per event type.
+    pub priorities: Arc<PriorityRules>,
+    /// Renders `/metrics` (absent when no recorder is installed, as in unit tests).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether `/metrics` needs a read key.
+    pub metrics_require_key: bool,
 }
 
 impl AppState {
@@ -38,6 +44,9 @@ impl AppState {
             limits,
             key_cache: Arc::default(),
             body_timeout: crate::BODY_TIMEOUT,
+            priorities: Arc::default(),
+            metrics: None,
+            metrics_require_key: false,
         }
     }
 }

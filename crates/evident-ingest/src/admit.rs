@@ -3,7 +3,8 @@
 use crate::decode::{BodyFormat, check_bounds, decode};
 use crate::error::{DecodeError, FieldError, Rejection};
 use crate::limits::Limits;
-use crate::normalize::normalize;
+use crate::normalize::normalize_with;
+use crate::priorities::PriorityRules;
 use evident_model::EncodedEvent;
 use time::OffsetDateTime;
 
@@ -30,6 +31,17 @@ pub fn admit(
     limits: &Limits,
     received_at: OffsetDateTime,
 ) -> Result<Admission, DecodeError> {
+    admit_with(body, format, limits, &PriorityRules::default(), received_at)
+}
+
+/// [`admit`], applying the configured per-type priorities to events that name none.
+pub fn admit_with(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+    priorities: &PriorityRules,
+    received_at: OffsetDateTime,
+) -> Result<Admission, DecodeError> {
     let mut admission = Admission::default();
     for (index, item) in decode(body, format, limits)?.into_iter().enumerate() {
         let line = match format {
@@ -39,7 +51,7 @@ pub fn admit(
         let result = item.and_then(|raw| {
             check_bounds(&raw, limits)
                 .map_err(|e| vec![e])
-                .and_then(|()| normalize(raw, received_at))
+                .and_then(|()| normalize_with(raw, received_at, priorities))
                 .map_err(|errors| Rejection {
                     index,
                     line,

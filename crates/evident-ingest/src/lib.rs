@@ -17,8 +17,10 @@ pub mod decode;
 pub mod error;
 pub mod limits;
 pub mod normalize;
+pub mod priorities;
 
-pub use admit::{Admission, admit};
+pub use admit::{Admission, admit, admit_with};
 pub use decode::BodyFormat;
 pub use error::{DecodeError, FieldError, Rejection};
 pub use limits::Limits;
+pub use priorities::PriorityRules;

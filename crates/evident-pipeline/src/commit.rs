@@ -13,6 +13,7 @@
 //! batch is not split: its requests are answered with the error, and the store is marked
 //! failing until a commit succeeds again.
 
+use crate::metrics as m;
 use crate::pipeline::Shared;
 use crate::queues::Part;
 use crate::request::EventOutcome;
@@ -65,7 +66,10 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Part>> {
 async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Part>) {
     let events: Vec<EncodedEvent> = parts.iter_mut().flat_map(|p| p.events.drain(..)).collect();
     let sizes: Vec<usize> = parts.iter().map(|p| p.slots.len()).collect();
+    let started = Instant::now();
+    metrics::histogram!(m::COMMIT_BATCH_EVENTS).record(events.len() as f64);
     let outcomes = commit_resilient(shared, store, events.into()).await;
+    metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     add(&shared.stats.commits, 1);
     let committed_at = Instant::now();
     let mut outcomes = outcomes.into_iter();

@@ -9,13 +9,15 @@
 //!   isolation and dead-lettering.
 //! - [`request`]: per-request outcome tracking.
 //! - [`config`]: per-priority knobs and queue bounds.
-//! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`.
+//! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`;
+//!   [`metrics`](crate::metrics): the metric names.
 //!
 //! Later stages get their own modules here: deduplication in front of the lanes, and
 //! the committed-event stream feeding detection and live streaming after the commit.
 
 mod commit;
 pub mod config;
+pub mod metrics;
 pub mod pipeline;
 mod queues;
 pub mod request;

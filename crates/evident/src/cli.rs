@@ -31,6 +31,8 @@ pub enum Command {
     Send(SendArgs),
     /// Search stored events.
     Query(Box<QueryArgs>),
+    /// List or replay events the store kept refusing (the dead-letter table).
+    Dlq(DlqArgs),
     /// Measure durable ingest throughput and latency over HTTP, against the naive table.
     Bench(crate::bench::BenchArgs),
 }
@@ -44,6 +46,9 @@ pub struct ServeArgs {
     /// Directory holding the database and keys.
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Configuration file (YAML; see docs/evident.example.yaml). Without it, defaults apply.
+    #[arg(long, env = "EVIDENT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = evident_ingest::Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -105,6 +110,34 @@ pub struct ClientArgs {
     /// Data directory whose admin.key is used when no key is given.
     #[arg(long, default_value = DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
     pub data_dir: PathBuf,
+}
+
+/// `evident dlq`.
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+}
+
+/// Dead-letter subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print dead letters as JSON lines, oldest first.
+    List {
+        /// Most to print (1–1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send dead letters through the pipeline again (after fixing what refused them).
+    Replay {
+        /// Most to replay (1–1000).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// `evident send`.

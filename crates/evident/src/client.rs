@@ -52,9 +52,27 @@ impl Client {
         path: &str,
         params: &[(String, String)],
     ) -> anyhow::Result<serde_json::Value> {
+        self.call_json(reqwest::Method::GET, path, params).await
+    }
+
+    /// POSTs to `path` with query `params` and no body, returning the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+    ) -> anyhow::Result<serde_json::Value> {
+        self.call_json(reqwest::Method::POST, path, params).await
+    }
+
+    async fn call_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        params: &[(String, String)],
+    ) -> anyhow::Result<serde_json::Value> {
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .header(reqwest::header::AUTHORIZATION, &self.auth)
             .query(params)
             .send()

@@ -11,6 +11,8 @@
 mod bench;
 mod cli;
 mod client;
+mod config;
+mod dlq;
 mod keys;
 mod query;
 mod send;
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
             Command::Keys(args) => keys::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Query(args) => query::run(args).await,
+            Command::Dlq(args) => dlq::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -1,10 +1,11 @@
 //! `evident serve`: wires store → commit stage → HTTP API and shuts down cleanly.
 
 use crate::cli::ServeArgs;
+use crate::config::Config;
 use anyhow::Context;
 use evident_api::{AppState, router};
 use evident_ingest::Limits;
-use evident_pipeline::{Pipeline, PipelineConfig};
+use evident_pipeline::Pipeline;
 use evident_store::{KeyStore, Role, SqliteStore};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,10 +20,11 @@ pub const ADDR_FILE: &str = "evident.addr";
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
     let store = SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?;
     ensure_admin_key(&store, &args.data_dir).await?;
     let store = Arc::new(store);
-    let (pipeline, commit_task) = Pipeline::start(store.clone(), PipelineConfig::default());
+    let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_events: args.max_events,
@@ -30,6 +32,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut state = AppState::new(store.clone(), store.clone(), pipeline.clone(), limits);
     state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
+    state.priorities = Arc::new(config.priorities.clone());
+    state.metrics_require_key = config.metrics_require_key;
+    state.metrics = Some(
+        evident_api::routes::metrics::install_recorder()
+            .map_err(|e| anyhow::anyhow!("cannot start metrics: {e}"))?,
+    );
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -9,9 +9,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use evident_ingest::{Admission, BodyFormat, DecodeError, Limits, Rejection, admit};
+use evident_ingest::{
+    Admission, BodyFormat, DecodeError, Limits, PriorityRules, Rejection, admit_with,
+};
 use evident_pipeline::{Ack, EventOutcome};
 use serde::Serialize;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Bodies above this size are admitted on a blocking thread, off the async workers.
@@ -72,13 +75,14 @@ pub async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Ingest)?;
+    let started = std::time::Instant::now();
     let ack = ack_mode(query.as_deref())?;
     let body = body.map_err(|e| body_error(&e, state.limits.max_body_bytes))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let admission = admit_body(body, content_type, state.limits).await?;
+    let admission = admit_body(body, content_type, state.limits, state.priorities.clone()).await?;
     state.pipeline.count_invalid(admission.rejected.len());
     let mut response = IngestResponse {
         ids: vec![None; admission.total()],
@@ -123,6 +127,8 @@ pub async fn ingest(
         response.ids[index] = Some(id);
     }
     response.errors.sort_by_key(|e| e.index);
+    metrics::histogram!(evident_pipeline::metrics::INGEST_SECONDS)
+        .record(started.elapsed().as_secs_f64());
     Ok(answer(response, failure))
 }
 
@@ -191,11 +197,18 @@ async fn admit_body(
     body: Bytes,
     content_type: Option<String>,
     limits: Limits,
+    priorities: Arc<PriorityRules>,
 ) -> Result<Admission, ApiError> {
     let large = body.len() > INLINE_ADMIT_BYTES;
     let run = move || {
         let format = BodyFormat::from_content_type(content_type.as_deref(), &body)?;
-        admit(&body, format, &limits, OffsetDateTime::now_utc())
+        admit_with(
+            &body,
+            format,
+            &limits,
+            &priorities,
+            OffsetDateTime::now_utc(),
+        )
     };
     let result = if large {
         tokio::task::spawn_blocking(run)

@@ -14,6 +14,7 @@ pub use draft::{MAX_FUTURE_SKEW, MAX_LABELS, MAX_SHORT_LEN, MAX_TYPE_LEN, MAX_US
 pub use shapes::Shape;
 
 use crate::error::FieldError;
+use crate::priorities::PriorityRules;
 use evident_model::Event;
 use fields::Fields;
 use serde_json::{Map, Value};
@@ -26,6 +27,15 @@ pub fn normalize(
     raw: Map<String, Value>,
     received_at: OffsetDateTime,
 ) -> Result<Event, Vec<FieldError>> {
+    normalize_with(raw, received_at, &PriorityRules::default())
+}
+
+/// [`normalize`], giving events that name no priority the one `rules` set for their type.
+pub fn normalize_with(
+    raw: Map<String, Value>,
+    received_at: OffsetDateTime,
+    rules: &PriorityRules,
+) -> Result<Event, Vec<FieldError>> {
     let mut errors = Vec::new();
     let shape = Shape::detect(&raw);
     let fields = Fields::root(raw, &mut errors);
@@ -36,6 +46,12 @@ pub fn normalize(
         Shape::Batched => shapes::batched(fields),
     };
     draft.lift_from_payload();
+    if draft.priority.is_none() {
+        draft.priority = draft
+            .event_type
+            .as_ref()
+            .and_then(|(t, _)| rules.priority_for(t));
+    }
     match draft.finish(received_at, &mut errors) {
         Some(event) if errors.is_empty() => Ok(event),
         _ => Err(errors),

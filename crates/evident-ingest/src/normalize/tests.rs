@@ -1,4 +1,5 @@
 use super::*;
+use crate::priorities::PriorityRules;
 use evident_model::{Category, Outcome, Priority, Severity};
 use proptest::prelude::*;
 use serde_json::json;
@@ -276,4 +277,31 @@ fn regression_huge_integer_survives_decode_then_encode() {
         let again: Value = serde_json::from_str(&v.to_string()).unwrap();
         assert_eq!(v.to_string(), again.to_string(), "{text}");
     }
+}
+
+#[test]
+fn configured_type_priorities_apply_unless_the_event_names_one() {
+    let rules = PriorityRules::new([
+        ("auth.login.failure".to_owned(), Priority::High),
+        ("threat.*".to_owned(), Priority::Critical),
+    ]);
+    let n = |v: Value| normalize_with(v.as_object().cloned().unwrap(), NOW, &rules).unwrap();
+    assert_eq!(
+        n(json!({"type": "auth.login.failure"})).priority,
+        Priority::High
+    );
+    assert_eq!(
+        n(json!({"type": "threat.sql.injection", "severity": "low"})).priority,
+        Priority::Critical
+    );
+    assert_eq!(
+        n(json!({"type": "threat.sql.injection", "priority": "low"})).priority,
+        Priority::Low,
+        "the event's own priority wins"
+    );
+    assert_eq!(
+        n(json!({"type": "user.login", "severity": "high"})).priority,
+        Priority::High,
+        "else from severity"
+    );
 }

@@ -27,10 +27,16 @@ impl Server {
 
     /// Starts `evident serve` on `dir` and a free port; returns once /readyz answers 200.
     pub fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`Server::start`] with extra `serve` arguments.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         std::fs::remove_file(dir.join("evident.addr")).ok();
         let child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(extra)
             .args([
                 "--max-body-bytes",
                 "1048576",
@@ -119,6 +125,21 @@ impl Server {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// POSTs `body` to `/api/v1/events?ack=none` with the admin key.
+    pub async fn post_queued(&self, body: String) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/events?ack=none", self.url))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs `body` with `content_type` using `key`.
     pub async fn post(
         &self,
@@ -145,6 +166,11 @@ impl Server {
     pub async fn post_json(&self, body: &Value) -> (StatusCode, Value) {
         self.post(Some(&self.key), Some("application/json"), body.to_string())
             .await
+    }
+
+    /// The server process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// GETs `path` (with query) using `key`.

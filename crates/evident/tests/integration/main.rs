@@ -5,5 +5,6 @@ mod bad_input;
 mod cli;
 mod common;
 mod crash;
+mod pipeline;
 mod query;
 mod shapes;

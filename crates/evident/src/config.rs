@@ -1,0 +1,216 @@
+//! The configuration file (`--config evident.yaml`): a versioned schema that rejects
+//! unknown keys, turned into the validated settings each stage takes.
+
+use anyhow::{Context, bail};
+use evident_ingest::PriorityRules;
+use evident_model::Priority;
+use evident_pipeline::PipelineConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    /// Schema version; 1.
+    version: u32,
+    #[serde(default)]
+    pipeline: PipelineSection,
+    #[serde(default)]
+    metrics: MetricsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineSection {
+    capacity_events: Option<usize>,
+    capacity_bytes: Option<usize>,
+    max_commit_events: Option<usize>,
+    #[serde(default)]
+    priorities: BTreeMap<String, KnobsSection>,
+    #[serde(default)]
+    type_priorities: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnobsSection {
+    max_batch: Option<usize>,
+    max_wait_ms: Option<u64>,
+    share: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    #[serde(default)]
+    require_key: bool,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Queues and batching.
+    pub pipeline: PipelineConfig,
+    /// Per-type priorities.
+    pub priorities: PriorityRules,
+    /// Whether `/metrics` needs a read key.
+    pub metrics_require_key: bool,
+}
+
+impl Config {
+    /// Reads and validates `path`; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let file: ConfigFile = serde_saphyr::from_str(text)?;
+        if file.version != 1 {
+            bail!(
+                "version {} is not supported; this evident reads version 1",
+                file.version
+            );
+        }
+        let mut pipeline = PipelineConfig::default();
+        let p = file.pipeline;
+        pipeline.capacity_events = positive(
+            "pipeline.capacity_events",
+            p.capacity_events,
+            pipeline.capacity_events,
+        )?;
+        pipeline.capacity_bytes = positive(
+            "pipeline.capacity_bytes",
+            p.capacity_bytes,
+            pipeline.capacity_bytes,
+        )?;
+        pipeline.max_commit_events = positive(
+            "pipeline.max_commit_events",
+            p.max_commit_events,
+            pipeline.max_commit_events,
+        )?;
+        for (name, knobs) in p.priorities {
+            let priority = priority(&format!("pipeline.priorities.{name}"), &name)?;
+            let rank = usize::from(priority.rank());
+            let path = format!("pipeline.priorities.{name}");
+            pipeline.knobs[rank].max_batch = positive(
+                &format!("{path}.max_batch"),
+                knobs.max_batch,
+                pipeline.knobs[rank].max_batch,
+            )?;
+            if let Some(ms) = knobs.max_wait_ms {
+                pipeline.knobs[rank].max_wait = Duration::from_millis(ms);
+            }
+            if let Some(share) = knobs.share {
+                if !(share > 0.0 && share <= 1.0) {
+                    bail!("{path}.share must be above 0 and at most 1, got {share}");
+                }
+                pipeline.share[rank] = share;
+            }
+        }
+        let mut rules = Vec::new();
+        for (pattern, level) in p.type_priorities {
+            check_pattern(&pattern)?;
+            rules.push((
+                pattern.clone(),
+                priority(&format!("pipeline.type_priorities.{pattern}"), &level)?,
+            ));
+        }
+        Ok(Config {
+            pipeline,
+            priorities: PriorityRules::new(rules),
+            metrics_require_key: file.metrics.require_key,
+        })
+    }
+}
+
+fn positive(path: &str, value: Option<usize>, default: usize) -> anyhow::Result<usize> {
+    match value {
+        Some(0) => bail!("{path} must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+fn priority(path: &str, name: &str) -> anyhow::Result<Priority> {
+    match Priority::ALL.into_iter().find(|p| p.as_str() == name) {
+        Some(p) => Ok(p),
+        None => bail!("{path}: `{name}` is not a priority (critical, high, medium, low, info)"),
+    }
+}
+
+fn check_pattern(pattern: &str) -> anyhow::Result<()> {
+    let name = pattern.strip_suffix(".*").unwrap_or(pattern);
+    let ok = !name.is_empty()
+        && name.split('.').all(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        });
+    if !ok {
+        bail!("pipeline.type_priorities: `{pattern}` is not an event type or a prefix like auth.*");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../../docs/evident.example.yaml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.pipeline.knobs(Priority::Critical).max_batch, 1);
+        assert_eq!(
+            c.pipeline.knobs(Priority::Info).max_wait,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            c.priorities.priority_for("threat.sql.injection"),
+            Some(Priority::Critical)
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (text, needle) in [
+            ("version: 2", "version 2"),
+            (
+                "version: 1\npipeline: {capacity_evnts: 5}",
+                "capacity_evnts",
+            ),
+            (
+                "version: 1\npipeline: {priorities: {urgent: {max_batch: 5}}}",
+                "urgent",
+            ),
+            (
+                "version: 1\npipeline: {priorities: {low: {share: 1.5}}}",
+                "share",
+            ),
+            (
+                "version: 1\npipeline: {max_commit_events: 0}",
+                "max_commit_events",
+            ),
+            (
+                "version: 1\npipeline: {type_priorities: {\"Auth Login\": high}}",
+                "Auth Login",
+            ),
+            (
+                "version: 1\npipeline: {type_priorities: {auth.login: extreme}}",
+                "extreme",
+            ),
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

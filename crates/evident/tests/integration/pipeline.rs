@@ -1,0 +1,308 @@
+//! The admission pipeline through the real server: priorities, fire-and-forget,
+//! overload, dead letters, configuration, statistics and metrics.
+
+use super::common::{BIN, Server};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn events(n: usize, event_type: &str, severity: &str) -> String {
+    (0..n).map(|i| format!("{{\"type\":\"{event_type}\",\"severity\":\"{severity}\",\"data\":{{\"n\":{i},\"pad\":\"{}\"}}}}\n", "x".repeat(100))).collect()
+}
+
+async fn lane(server: &Server, priority: &str) -> u64 {
+    let stats = server.get_ok("/api/v1/stats/pipeline").await;
+    stats["queue_size"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["priority"] == priority)
+        .unwrap()["events"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_event_is_committed_ahead_of_queued_info_events() {
+    let (_dir, server) = Server::start_fresh();
+    // Queue 40,000 info events without waiting for their commit.
+    for _ in 0..20 {
+        let (status, body) = server
+            .post_queued(events(2000, "station.operation", "info"))
+            .await;
+        assert_eq!(
+            (status.as_u16(), body["queued"].as_u64()),
+            (202, Some(2000)),
+            "{body}"
+        );
+    }
+    let started = Instant::now();
+    let (status, body) = server
+        .post(
+            Some(&server.key),
+            Some("application/json"),
+            r#"{"type":"safety.override","severity":"critical"}"#,
+        )
+        .await;
+    let critical_latency = started.elapsed();
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["stored"], 1, "{body}");
+    let info_still_queued = lane(&server, "info").await;
+    assert!(
+        info_still_queued > 0,
+        "the critical event was committed while info events were still waiting ({critical_latency:?})"
+    );
+    let stats = server.get_ok("/api/v1/stats/pipeline").await;
+    let critical = stats["processing_time"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["priority"] == "critical")
+        .unwrap()
+        .clone();
+    assert_eq!(critical["count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_none_answers_on_admission_and_everything_is_committed() {
+    let (_dir, server) = Server::start_fresh();
+    let (status, body) = server
+        .post(
+            Some(&server.key),
+            Some("application/x-ndjson"),
+            events(1500, "a.b", "low"),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["stored"].as_u64()),
+        (202, Some(1500)),
+        "{body}"
+    );
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/api/v1/events?ack=none", server.url))
+        .bearer_auth(&server.key)
+        .header("content-type", "application/x-ndjson")
+        .body(events(1500, "a.d", "low"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["accepted"].as_u64(), body["queued"].as_u64()),
+        (Some(1500), Some(1500)),
+        "{body}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = server.get_ok("/api/v1/stats/pipeline").await;
+        if stats["processed"] == 3000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fire-and-forget events never committed: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = http
+        .post(format!("{}/api/v1/events?ack=later", server.url))
+        .bearer_auth(&server.key)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_refuses_lower_priorities_first_with_429_and_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    std::fs::write(&config, "version: 1\npipeline:\n  capacity_events: 3000\n").unwrap();
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let http = reqwest::Client::new();
+    let post = |body: String, ack_none: bool| {
+        let url = format!(
+            "{}/api/v1/events{}",
+            server.url,
+            if ack_none { "?ack=none" } else { "" }
+        );
+        let req = http
+            .post(url)
+            .bearer_auth(&server.key)
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (
+                r.status().as_u16(),
+                retry_after,
+                r.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    // Push info events as fast as possible without waiting for commits: 50 requests of 2000.
+    let mut saw_429 = None;
+    for _ in 0..50 {
+        let (status, retry_after, body) =
+            post(events(2000, "station.operation", "info"), true).await;
+        if status == 429 {
+            saw_429 = Some((retry_after, body));
+            break;
+        }
+    }
+    let (retry_after, body) = saw_429.expect("info flood never got 429");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["error"]["code"], "overloaded");
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("overloaded"),
+        "{body}"
+    );
+    assert_eq!(
+        body["accepted"].as_u64().unwrap() + body["rejected"].as_u64().unwrap(),
+        2000
+    );
+    // While info is refused, critical events still get in (reserved room).
+    let (status, _, body) = post(events(50, "safety.override", "critical"), false).await;
+    assert_eq!(status, 202, "critical refused while info was full: {body}");
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap())
+        })
+        .unwrap();
+    assert!(
+        rss_kib < 256 * 1024,
+        "server RSS {rss_kib} KiB with a 3000-event queue"
+    );
+    let stats = server.get_ok("/api/v1/stats/pipeline").await;
+    assert!(stats["rejected"]["overloaded"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_goes_to_dead_letters_and_replays_after_the_fix() {
+    let (dir, server) = Server::start_fresh();
+    let db = rusqlite::Connection::open(dir.path().join("evident.db")).unwrap();
+    db.execute_batch("CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.type = 'test.poison' BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;").unwrap();
+    let body = json!([{"type": "test.fine", "data": {"n": 1}}, {"type": "test.poison"}, {"type": "test.fine", "data": {"n": 2}}]);
+    let (status, answer) = server.post_json(&body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["dead_lettered"].as_u64()),
+        (Some(2), Some(1)),
+        "{answer}"
+    );
+
+    let dlq = |cmd: &str| {
+        Command::new(BIN)
+            .args(["dlq", cmd, "--url", &server.url, "--key", &server.key])
+            .output()
+            .unwrap()
+    };
+    let out = dlq("list");
+    assert!(out.status.success());
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1);
+    assert!(
+        listed.contains("refused by test trigger") && listed.contains("test.poison"),
+        "{listed}"
+    );
+
+    let reader = server.create_key("read");
+    assert_eq!(
+        server.get(Some(&reader), "/api/v1/dead-letters").await.0,
+        403,
+        "admin only"
+    );
+
+    db.execute_batch("DROP TRIGGER poison;").unwrap();
+    let out = dlq("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 stored"));
+    assert_eq!(
+        server.get_ok("/api/v1/dead-letters").await["dead_letters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        server.get_ok("/api/v1/events?type=test.poison").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn configured_type_priorities_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    std::fs::write(&config, "version: 1\npipeline:\n  type_priorities:\n    threat.*: critical\nmetrics:\n  require_key: true\n").unwrap();
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let (_, answer) = server
+        .post_json(&json!({"type": "threat.sql.injection", "severity": "low"}))
+        .await;
+    let id = answer["ids"][0].as_str().unwrap();
+    let event = server.get_ok(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(
+        (event["severity"].as_str(), event["priority"].as_str()),
+        (Some("low"), Some("critical"))
+    );
+
+    assert_eq!(
+        server.get(None, "/metrics").await.0,
+        401,
+        "the configuration requires a key"
+    );
+    let http = reqwest::Client::new();
+    let text = http
+        .get(format!("{}/metrics", server.url))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "evident_events_processed_total 1",
+        "evident_commit_duration_seconds_bucket",
+        "evident_ingest_duration_seconds_count",
+        "evident_queue_events{priority=\"critical\"} 0",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "version: 1\npipeline:\n  capacity: 5\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("other"))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("capacity"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -27,6 +27,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether `/metrics` needs a read key.
     pub metrics_require_key: bool,
+    /// Large request bodies parsed at once on blocking threads.
+    pub admission_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -47,6 +49,15 @@ impl AppState {
             priorities: Arc::default(),
             metrics: None,
             metrics_require_key: false,
+            admission_permits: Arc::new(tokio::sync::Semaphore::new(admission_threads())),
         }
     }
+}
+
+/// Threads that parse large bodies at once: one fewer than the cores, at least one, so a
+/// core stays for the writer and the async workers.
+fn admission_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
 }

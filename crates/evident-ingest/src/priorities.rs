@@ -25,7 +25,8 @@ impl PriorityRules {
                 }
             }
         }
-        out.prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        out.prefixes
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         out
     }
 

@@ -82,7 +82,14 @@ pub async fn ingest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let admission = admit_body(body, content_type, state.limits, state.priorities.clone()).await?;
+    let admission = admit_body(
+        body,
+        content_type,
+        state.limits,
+        state.priorities.clone(),
+        state.admission_permits.clone(),
+    )
+    .await?;
     state.pipeline.count_invalid(admission.rejected.len());
     let mut response = IngestResponse {
         ids: vec![None; admission.total()],
@@ -198,6 +205,7 @@ async fn admit_body(
     content_type: Option<String>,
     limits: Limits,
     priorities: Arc<PriorityRules>,
+    permits: Arc<tokio::sync::Semaphore>,
 ) -> Result<Admission, ApiError> {
     let large = body.len() > INLINE_ADMIT_BYTES;
     let run = move || {
@@ -211,6 +219,13 @@ async fn admit_body(
         )
     };
     let result = if large {
+        // At most `admission_threads` large bodies are parsed at once: on a small machine
+        // a crowd of parsing threads would take the CPU from the writer and from the
+        // async workers answering small (and critical) requests.
+        let _permit = permits
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal)?;
         tokio::task::spawn_blocking(run)
             .await
             .map_err(|_| ApiError::Internal)?

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 /// What one load run measured.
 pub struct LoadResult {
-    /// Events acknowledged as committed.
+    /// Events acknowledged (committed, or queued with `?ack=none`).
     pub events: u64,
+    /// Events refused for overload (429), when refusals are tolerated.
+    pub refused: u64,
     /// Wall time from the first request to the last answer.
     pub elapsed: Duration,
     /// Request latency in microseconds.
@@ -34,6 +36,10 @@ pub struct Target {
     pub authority: String,
     /// The `Authorization` header value.
     pub auth: String,
+    /// Path and query of ingest requests (`/api/v1/events`, or with `?ack=none`).
+    pub path: String,
+    /// Count 429 answers as refused events instead of failing the run (overload runs).
+    pub tolerate_refusals: bool,
 }
 
 /// Work shared by the clients: prepared bodies and the next one to send.
@@ -61,60 +67,79 @@ pub async fn run(
         .map(|_| tokio::spawn(client(target.clone(), work.clone(), progress.clone())))
         .collect();
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut events = 0;
+    let (mut events, mut refused) = (0, 0);
     for task in tasks {
-        let (hist, n) = task.await??;
+        let (hist, counts) = task.await??;
         latency.add(hist)?;
-        events += n;
+        events += counts.0;
+        refused += counts.1;
     }
     Ok(LoadResult {
         events,
+        refused,
         elapsed: started.elapsed(),
         latency,
     })
 }
 
+/// One client: its latency histogram and (acknowledged, refused) event counts.
 async fn client(
     target: Target,
     work: Arc<Work>,
     progress: ProgressBar,
-) -> anyhow::Result<(Histogram<u64>, u64)> {
-    let stream = tokio::net::TcpStream::connect(&target.authority)
-        .await
-        .with_context(|| format!("cannot connect to {}", target.authority))?;
-    stream.set_nodelay(true)?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
+) -> anyhow::Result<(Histogram<u64>, (u64, u64))> {
+    let mut sender = connect(&target).await?;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut events = 0u64;
+    let (mut events, mut refused) = (0u64, 0u64);
     loop {
         let i = work.next.fetch_add(1, Ordering::Relaxed);
         let Some(body) = work.bodies.get(i) else {
             break;
         };
-        let request = Request::post("/api/v1/events")
-            .header(HOST, &target.authority)
-            .header(AUTHORIZATION, &target.auth)
-            .header(CONTENT_TYPE, "application/x-ndjson")
-            .body(Full::new(body.clone()))?;
         let sent = Instant::now();
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let answer = response.into_body().collect().await?.to_bytes();
+        let (status, answer) = post(&mut sender, &target, body.clone()).await?;
         hist.saturating_record(sent.elapsed().as_micros() as u64);
-        let accepted = serde_json::from_slice::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| v["accepted"].as_u64());
-        if status != hyper::StatusCode::ACCEPTED || accepted != Some(work.per_body[i] as u64) {
-            bail!(
-                "batch {i} not fully acknowledged: {status} {}",
-                String::from_utf8_lossy(&answer)
-            );
+        let count = |key: &str| answer[key].as_u64().unwrap_or(0);
+        let all_taken =
+            status == hyper::StatusCode::ACCEPTED && count("accepted") == work.per_body[i] as u64;
+        let overload = status == hyper::StatusCode::TOO_MANY_REQUESTS && target.tolerate_refusals;
+        if !all_taken && !overload {
+            bail!("batch {i} not fully acknowledged: {status} {answer}");
         }
-        events += work.per_body[i] as u64;
+        events += count("accepted");
+        refused += count("rejected");
         progress.inc(work.per_body[i] as u64);
     }
-    Ok((hist, events))
+    Ok((hist, (events, refused)))
+}
+
+/// Opens one keep-alive HTTP/1.1 connection to the target.
+pub async fn connect(
+    target: &Target,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(&target.authority)
+        .await
+        .with_context(|| format!("cannot connect to {}", target.authority))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Posts one NDJSON body to the target's ingest path; returns the status and JSON answer.
+pub async fn post(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    target: &Target,
+    body: Bytes,
+) -> anyhow::Result<(hyper::StatusCode, serde_json::Value)> {
+    let request = Request::post(target.path.as_str())
+        .header(HOST, &target.authority)
+        .header(AUTHORIZATION, &target.auth)
+        .header(CONTENT_TYPE, "application/x-ndjson")
+        .body(Full::new(body))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let answer = response.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&answer).unwrap_or_default()))
 }

@@ -6,6 +6,7 @@
 
 mod baseline;
 mod load;
+mod probe;
 mod server;
 mod workload;
 
@@ -14,6 +15,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `evident bench`.
 #[derive(Debug, Args)]
@@ -51,6 +54,13 @@ pub struct BenchArgs {
     /// Also print the figures as one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Meanwhile time single events of each priority, one at a time (ack latency per priority).
+    #[arg(long)]
+    pub probe: bool,
+    /// Fire and forget (`?ack=none`) as fast as the clients can, counting 429 refusals
+    /// instead of failing: an overload run. Reports the server's peak memory.
+    #[arg(long)]
+    pub overload: bool,
 }
 
 /// Runs the benchmark.
@@ -81,24 +91,58 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let (target, server) = match (&args.url, &args.key) {
-        (Some(url), Some(key)) => (target(url, key)?, None),
+        (Some(url), Some(key)) => (target(url, key, args.overload)?, None),
         _ => {
             let server = server::Spawned::start(&args.dir.join("server")).await?;
-            (target(&server.url, &server.key)?, Some(server))
+            (
+                target(&server.url, &server.key, args.overload)?,
+                Some(server),
+            )
         }
     };
+    let stop_probe = Arc::new(AtomicBool::new(false));
+    let probe = args.probe.then(|| {
+        let committed = load::Target {
+            path: "/api/v1/events".into(),
+            tolerate_refusals: false,
+            ..target.clone()
+        };
+        tokio::spawn(probe::run(committed, stop_probe.clone()))
+    });
     let progress = ProgressBar::new(events.len() as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let load_started = std::time::Instant::now();
     let result = load::run(&target, bodies, per_body, args.clients, &progress).await;
     progress.finish_and_clear();
+    stop_probe.store(true, Ordering::Relaxed);
+    let probes = match probe {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
+    let drained = if args.overload {
+        wait_until_drained(&target, load_started).await
+    } else {
+        None
+    };
+    let peak_rss_kib = server.as_ref().and_then(server::Spawned::peak_rss_kib);
     if let Some(server) = server {
         server.stop().await;
     }
     let result = result?;
     let rate = result.events as f64 / result.elapsed.as_secs_f64();
+    if args.overload {
+        let offered = (result.events + result.refused) as f64 / result.elapsed.as_secs_f64();
+        println!(
+            "overload: offered {offered:.0} events/s; {} queued, {} refused with 429",
+            result.events, result.refused
+        );
+        if let Some(secs) = drained {
+            println!("everything queued was committed {secs:.1} s after the load began");
+        }
+    }
     let ms = |q: f64| result.latency.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "evident over HTTP, durable 202: {:.0} events/s; request latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -107,6 +151,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ms(0.99),
         result.latency.max() as f64 / 1000.0
     );
+    let probe_summary = probes.as_ref().map(print_probes);
+    if let Some(kib) = peak_rss_kib {
+        println!("server peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
+    }
     let baseline_rate = if args.no_baseline {
         None
     } else {
@@ -125,6 +173,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "events": result.events, "clients": args.clients, "batch": batch, "avg_event_bytes": avg_bytes,
             "events_per_s": rate.round(), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": result.latency.max() as f64 / 1000.0,
             "naive_rows_per_s": baseline_rate.map(f64::round), "ratio": baseline_rate.map(|b| ((rate / b) * 100.0).round() / 100.0),
+            "refused": result.refused, "ack_latency": probe_summary, "server_peak_rss_mib": peak_rss_kib.map(|k| k as f64 / 1024.0),
         });
         println!("{summary}");
     }
@@ -132,12 +181,57 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The load target for a base URL such as `http://127.0.0.1:7600`.
-fn target(url: &str, key: &str) -> anyhow::Result<load::Target> {
+fn target(url: &str, key: &str, overload: bool) -> anyhow::Result<load::Target> {
     let Some(authority) = url.strip_prefix("http://") else {
         bail!("--url must be an http:// URL of the service, got {url}");
     };
     Ok(load::Target {
         authority: authority.trim_end_matches('/').to_owned(),
         auth: format!("Bearer {}", key.trim()),
+        path: if overload {
+            "/api/v1/events?ack=none"
+        } else {
+            "/api/v1/events"
+        }
+        .to_owned(),
+        tolerate_refusals: overload,
     })
+}
+
+/// Polls the pipeline statistics until no event is queued; seconds since `since`.
+async fn wait_until_drained(target: &load::Target, since: std::time::Instant) -> Option<f64> {
+    let key = target.auth.strip_prefix("Bearer ")?;
+    let client = crate::client::Client::new(&format!("http://{}", target.authority), key).ok()?;
+    for _ in 0..6000 {
+        let stats = client.get_json("/api/v1/stats/pipeline", &[]).await.ok()?;
+        let queued: u64 = stats["queue_size"]
+            .as_array()?
+            .iter()
+            .filter_map(|l| l["events"].as_u64())
+            .sum();
+        if queued == 0 {
+            return Some(since.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Prints ack latency per priority from the probes, most urgent first.
+fn print_probes(probes: &probe::ProbeResult) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for priority in evident_model::Priority::ALL.into_iter().rev() {
+        let h = &probes[usize::from(priority.rank())];
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "ack latency {:<8} ({:>5} probes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            priority.as_str(),
+            h.len(),
+            ms(0.5),
+            ms(0.99),
+            h.max() as f64 / 1000.0
+        );
+        out.insert(priority.as_str().into(), serde_json::json!({"probes": h.len(), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": h.max() as f64 / 1000.0}));
+    }
+    serde_json::Value::Object(out)
 }

@@ -52,6 +52,15 @@ impl Spawned {
         bail!("the server did not start within 30 s")
     }
 
+    /// The server's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Asks the server to shut down (SIGTERM via `kill`), killing it if it lingers.
     pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {

@@ -43,6 +43,7 @@ async fn run(shared: Arc<Shared>, store: Arc<dyn EventStore>) {
     while let Some(batch) = next_batch(&shared).await {
         commit_parts(&shared, store.as_ref(), batch).await;
     }
+    crate::windows::close(&shared, true).await;
     tracing::debug!("commit stage drained and stopped");
 }
 
@@ -81,7 +82,7 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
                 EventOutcome::Duplicate => add(&shared.stats.duplicates, 1),
                 EventOutcome::DeadLettered => add(&shared.stats.dead_lettered, 1),
                 EventOutcome::Failed(_) => add(&shared.stats.failed, 1),
-                EventOutcome::Overloaded | EventOutcome::Queued => {}
+                EventOutcome::Overloaded | EventOutcome::Queued | EventOutcome::Folded(_) => {}
             }
         }
         shared.stats.record_latency(

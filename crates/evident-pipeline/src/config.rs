@@ -1,5 +1,6 @@
 //! Tuning of the admission pipeline: per-priority batching knobs and queue bounds.
 
+use crate::dedup::DedupConfig;
 use evident_model::Priority;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ pub struct PipelineConfig {
     /// are refused first, and what is above a priority's share stays reserved for more
     /// urgent events. Critical's share is always 1.0.
     pub share: [f64; 5],
+    /// Deduplication of repeats.
+    pub dedup: DedupConfig,
 }
 
 impl Default for PipelineConfig {
@@ -52,6 +55,7 @@ impl Default for PipelineConfig {
             capacity_events: 100_000,
             capacity_bytes: 128 * 1024 * 1024,
             share: [0.6, 0.7, 0.8, 0.9, 1.0],
+            dedup: DedupConfig::default(),
         }
     }
 }

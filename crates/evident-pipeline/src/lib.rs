@@ -7,23 +7,27 @@
 //! - [`queues`](crate::queues): the lanes and the rule for what the next commit takes.
 //! - [`commit`](crate::commit): the writer loop — group commit, retries, poison-event
 //!   isolation and dead-lettering.
+//! - [`dedup`]: folding repeats within a window, with exact, durable summaries.
 //! - [`request`]: per-request outcome tracking.
 //! - [`config`]: per-priority knobs and queue bounds.
 //! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`;
 //!   [`metrics`](crate::metrics): the metric names.
 //!
-//! Later stages get their own modules here: deduplication in front of the lanes, and
-//! the committed-event stream feeding detection and live streaming after the commit.
+//! Later stages get their own modules here: the committed-event stream feeding
+//! detection and live streaming after the commit.
 
 mod commit;
 pub mod config;
+pub mod dedup;
 pub mod metrics;
 pub mod pipeline;
 mod queues;
 pub mod request;
 pub mod stats;
+mod windows;
 
 pub use config::{PipelineConfig, PriorityKnobs};
+pub use dedup::DedupConfig;
 pub use pipeline::{Ack, Pipeline, PipelineError};
 pub use request::EventOutcome;
 pub use stats::StatsSnapshot;

@@ -2,6 +2,7 @@
 
 use crate::commit;
 use crate::config::PipelineConfig;
+use crate::dedup::{Decision, Dedup};
 use crate::queues::{Part, Queues};
 use crate::request::{EventOutcome, Pending};
 use crate::stats::{Stats, StatsSnapshot, add};
@@ -40,6 +41,10 @@ pub(crate) struct Shared {
     pub stats: Stats,
     /// False while the store is failing commits (read-only, full, unreachable).
     pub store_ok: AtomicBool,
+    /// Open deduplication windows.
+    pub dedup: Mutex<Dedup>,
+    /// The store (folds and summaries are written directly, outside the lanes).
+    pub store: Arc<dyn EventStore>,
 }
 
 impl Shared {
@@ -60,6 +65,8 @@ impl Pipeline {
     /// once [`Pipeline::close`] is called.
     pub fn start(store: Arc<dyn EventStore>, config: PipelineConfig) -> (Pipeline, JoinHandle<()>) {
         let shared = Arc::new(Shared {
+            dedup: Mutex::new(Dedup::new(config.dedup.clone())),
+            store: store.clone(),
             config,
             queues: Mutex::new(Queues::default()),
             wake: Notify::new(),
@@ -68,6 +75,7 @@ impl Pipeline {
             store_ok: AtomicBool::new(true),
         });
         let task = commit::spawn(shared.clone(), store);
+        tokio::spawn(crate::windows::close_periodically(shared.clone()));
         (Pipeline { shared }, task)
     }
 
@@ -90,9 +98,10 @@ impl Pipeline {
         let reply = (ack == Ack::Commit).then_some(reply);
         let mut outcomes: Vec<Option<EventOutcome>> = vec![None; len];
         let mut lanes: [Vec<(usize, EncodedEvent)>; 5] = Default::default();
-        {
+        let (events, folds) = self.fold_repeats(events);
+        let early = {
             let mut queues = self.shared.queues();
-            for (slot, event) in events.into_iter().enumerate() {
+            for (slot, event) in events {
                 let priority = event.event.priority;
                 if queues.fits(&self.shared.config, priority, event.bytes.len()) {
                     queues.reserve(event.bytes.len());
@@ -102,7 +111,13 @@ impl Pipeline {
                 }
             }
             let queued: usize = lanes.iter().map(Vec::len).sum();
-            add(&self.shared.stats.rejected_overloaded, len - queued);
+            add(
+                &self.shared.stats.rejected_overloaded,
+                len - queued - folds.len(),
+            );
+            for (slot, _, into) in &folds {
+                outcomes[*slot] = Some(EventOutcome::Folded(*into));
+            }
             if ack == Ack::Queued {
                 for (slot, _) in lanes.iter().flatten() {
                     outcomes[*slot] = Some(EventOutcome::Queued);
@@ -126,15 +141,54 @@ impl Pipeline {
                 });
             }
             if queued == 0 || ack == Ack::Queued {
-                self.shared.wake.notify_one();
-                return Ok(snapshot
-                    .into_iter()
-                    .map(|o| o.unwrap_or(EventOutcome::Overloaded))
-                    .collect());
+                Some(
+                    snapshot
+                        .into_iter()
+                        .map(|o| o.unwrap_or(EventOutcome::Overloaded))
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                None
+            }
+        };
+        self.shared.wake.notify_one();
+        let mut outcomes = match early {
+            Some(outcomes) if ack == Ack::Queued => {
+                tokio::spawn(crate::windows::record_folds(self.shared.clone(), folds));
+                return Ok(outcomes);
+            }
+            Some(outcomes) => outcomes,
+            None => answer.await.map_err(|_| PipelineError::Closed)?,
+        };
+        crate::windows::record_folds_into(&self.shared, folds, &mut outcomes).await;
+        Ok(outcomes)
+    }
+
+    /// Splits off the events deduplication folds: `(slot, event)` to queue, and
+    /// `(slot, folded id, stored id)` to record as folds.
+    #[allow(clippy::type_complexity)]
+    fn fold_repeats(
+        &self,
+        events: Vec<EncodedEvent>,
+    ) -> (
+        Vec<(usize, EncodedEvent)>,
+        Vec<(usize, uuid::Uuid, uuid::Uuid)>,
+    ) {
+        let now = Instant::now();
+        let mut dedup = self
+            .shared
+            .dedup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut keep = Vec::with_capacity(events.len());
+        let mut folds = Vec::new();
+        for (slot, event) in events.into_iter().enumerate() {
+            match dedup.decide(&event, now) {
+                Decision::Store => keep.push((slot, event)),
+                Decision::Fold(into) => folds.push((slot, event.event.id, into)),
             }
         }
-        self.shared.wake.notify_one();
-        answer.await.map_err(|_| PipelineError::Closed)
+        (keep, folds)
     }
 
     /// Stops taking submissions; the committer commits what is queued, then ends.

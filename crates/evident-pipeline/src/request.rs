@@ -19,6 +19,8 @@ pub enum EventOutcome {
     Overloaded,
     /// Queued, not yet committed (fire-and-forget submissions are answered with this).
     Queued,
+    /// A repeat within the deduplication window: durably folded into this stored event.
+    Folded(uuid::Uuid),
     /// Not committed: the store failed (the request answers 503).
     Failed(String),
 }

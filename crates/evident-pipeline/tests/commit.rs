@@ -17,7 +17,7 @@ async fn concurrent_requests_share_commits_and_each_gets_its_own_outcomes() {
         joins.push(tokio::spawn(async move {
             let sev = Severity::ALL[client % 5];
             let events: Vec<_> = (0..client % 5 + 1)
-                .map(|i| event("user.login", i as i64, sev))
+                .map(|i| event("user.login", (client * 10 + i) as i64, sev))
                 .collect();
             let ids: Vec<_> = events.iter().map(|e| e.event.id).collect();
             let out = pipeline.submit(events, Ack::Commit).await.unwrap();

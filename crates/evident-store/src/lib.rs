@@ -32,6 +32,9 @@ use evident_model::EncodedEvent;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Makes the summary event of a deduplication window from the number of folds.
+pub type SummaryBuilder = Box<dyn FnOnce(u64) -> EncodedEvent + Send>;
+
 /// An event the store kept refusing, kept for inspection and replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -78,6 +81,22 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Counts per group and per time bucket.
     async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError>;
+
+    /// Durably records events folded by deduplication: `(folded id, stored id it was
+    /// folded into)`. Reports, in order, whether each fold is new (a retried fold is not).
+    async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError>;
+
+    /// Closes the deduplication window of `into`: in one transaction, counts its
+    /// unsummarized folds, stores the summary event `build(count)` makes, and marks the
+    /// folds summarized. Does nothing (returns `None`) when there is no unsummarized fold.
+    async fn summarize_folds(
+        &self,
+        into: Uuid,
+        build: SummaryBuilder,
+    ) -> Result<Option<(u64, Appended)>, StoreError>;
+
+    /// Stored ids that have unsummarized folds (windows left open by a crash).
+    async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError>;
 
     /// Checks the store can take a write now (without writing anything).
     async fn check_writable(&self) -> Result<(), StoreError>;

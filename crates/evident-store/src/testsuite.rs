@@ -301,3 +301,40 @@ pub async fn dead_letters_round_trip(store: &dyn EventStore) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].bytes, b.bytes);
 }
+
+/// Folds are recorded once per id; summarizing counts exactly the open folds, stores the
+/// summary, and closes the window (a second summarize finds nothing).
+pub async fn folds_summarize_exactly_once(store: &dyn EventStore) {
+    let original = event("equipment.status", 1, Severity::Low);
+    store.append(vec![original.clone()].into()).await.unwrap();
+    let into = original.event.id;
+    let folded: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let fresh = store
+        .append_folds(folded.iter().map(|f| (*f, into)).collect())
+        .await
+        .unwrap();
+    assert_eq!(fresh, vec![true; 5]);
+    let again = store.append_folds(vec![(folded[0], into)]).await.unwrap();
+    assert_eq!(again, vec![false], "a retried fold counts once");
+    assert_eq!(store.open_fold_windows().await.unwrap(), vec![into]);
+    let summary = event("evident.dedup.summary", 2, Severity::Info);
+    let summary_id = summary.event.id;
+    let built = store
+        .summarize_folds(
+            into,
+            Box::new(move |n| {
+                assert_eq!(n, 5);
+                summary
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(built, Some((5, Appended::Stored(_)))), "{built:?}");
+    assert!(store.get(summary_id, None).await.unwrap().is_some());
+    assert!(store.open_fold_windows().await.unwrap().is_empty());
+    let none = store
+        .summarize_folds(into, Box::new(|_| panic!("no open folds: no summary")))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+}

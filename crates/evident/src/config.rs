@@ -32,6 +32,16 @@ struct PipelineSection {
     priorities: BTreeMap<String, KnobsSection>,
     #[serde(default)]
     type_priorities: BTreeMap<String, String>,
+    #[serde(default)]
+    dedup: DedupSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DedupSection {
+    window_secs: Option<u64>,
+    #[serde(default)]
+    fingerprints: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +125,40 @@ impl Config {
                 }
                 pipeline.share[rank] = share;
             }
+        }
+        if let Some(secs) = p.dedup.window_secs {
+            pipeline.dedup.window = Duration::from_secs(secs);
+        }
+        for (event_type, fields) in p.dedup.fingerprints {
+            check_pattern(&event_type)?;
+            if fields.is_empty() {
+                bail!("pipeline.dedup.fingerprints.{event_type}: name at least one field");
+            }
+            for field in &fields {
+                let known = [
+                    "id",
+                    "type",
+                    "category",
+                    "severity",
+                    "priority",
+                    "outcome",
+                    "source",
+                    "agent_id",
+                    "facility",
+                    "correlation_id",
+                    "actor",
+                    "target",
+                    "data",
+                    "context",
+                    "tags",
+                ];
+                if !known.contains(&field.split('.').next().unwrap_or_default()) {
+                    bail!(
+                        "pipeline.dedup.fingerprints.{event_type}: `{field}` is not an event field (type, source, actor.user_id, data.<path>, ...)"
+                    );
+                }
+            }
+            pipeline.dedup.fingerprints.insert(event_type, fields);
         }
         let mut rules = Vec::new();
         for (pattern, level) in p.type_priorities {

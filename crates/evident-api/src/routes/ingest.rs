@@ -34,6 +34,17 @@ pub struct EventError {
     pub reason: String,
 }
 
+/// An event folded by deduplication into an earlier, stored event.
+#[derive(Debug, Serialize)]
+pub struct Folded {
+    /// Position in the request.
+    pub index: usize,
+    /// The folded event's id.
+    pub id: uuid::Uuid,
+    /// The stored event it was folded into (the summary event will count it there).
+    pub into: uuid::Uuid,
+}
+
 /// The answer to an ingest request.
 #[derive(Debug, Default, Serialize)]
 pub struct IngestResponse {
@@ -50,6 +61,9 @@ pub struct IngestResponse {
     /// Of those, events queued but not yet committed (`?ack=none` only).
     #[serde(skip_serializing_if = "is_zero")]
     pub queued: usize,
+    /// Of those, repeats within the deduplication window, each folded into a stored event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<Folded>,
     /// Events refused: invalid, or over their priority's queue share (retry those).
     pub rejected: usize,
     /// One entry per event in request order: its id when accepted, null when refused.
@@ -129,6 +143,7 @@ pub async fn ingest(
             EventOutcome::Duplicate => response.duplicates += 1,
             EventOutcome::DeadLettered => response.dead_lettered += 1,
             EventOutcome::Queued => response.queued += 1,
+            EventOutcome::Folded(into) => response.folded.push(Folded { index, id, into }),
         }
         response.accepted += 1;
         response.ids[index] = Some(id);

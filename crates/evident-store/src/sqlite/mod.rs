@@ -12,13 +12,14 @@ mod write;
 
 use crate::error::StoreError;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
-use crate::{Appended, DeadLetter, EventStore};
+use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
 use async_trait::async_trait;
 use evident_model::EncodedEvent;
 use rusqlite::Connection;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use uuid::Uuid;
 use write::Writer;
 
 /// File name of the database inside the data directory.
@@ -185,6 +186,23 @@ impl EventStore for SqliteStore {
 
     async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
         self.with_reader(move |c| read::stats(c, &query)).await
+    }
+
+    async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError> {
+        self.with_writer(move |w| w.append_folds(&folds)).await
+    }
+
+    async fn summarize_folds(
+        &self,
+        into: Uuid,
+        build: SummaryBuilder,
+    ) -> Result<Option<(u64, Appended)>, StoreError> {
+        self.with_writer(move |w| w.summarize_folds(into, build))
+            .await
+    }
+
+    async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError> {
+        self.with_reader(read::open_fold_windows).await
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {

@@ -253,6 +253,21 @@ fn group_value(
     })
 }
 
+pub(crate) fn open_fold_windows(conn: &Connection) -> Result<Vec<uuid::Uuid>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT into_id FROM folds WHERE summarized = 0")?;
+    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for bytes in rows {
+        let bytes = bytes?;
+        out.push(
+            uuid::Uuid::from_slice(&bytes)
+                .map_err(|e| StoreError::Database(format!("fold into_id: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
 pub(crate) fn dead_letters(
     conn: &Connection,
     limit: usize,

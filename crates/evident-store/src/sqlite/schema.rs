@@ -9,6 +9,7 @@ use std::time::Duration;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_dead_letters.sql"),
+    include_str!("../../migrations/sqlite/0003_folds.sql"),
 ];
 
 /// How long a connection waits for another's lock before failing.

@@ -120,3 +120,9 @@ async fn a_trigger_refusal_is_event_specific() {
         "the failed batch consumed no sequence number"
     );
 }
+
+#[tokio::test]
+async fn folds_summarize_exactly_once() {
+    let (_d, s) = store();
+    testsuite::folds_summarize_exactly_once(&s).await;
+}

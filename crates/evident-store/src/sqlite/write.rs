@@ -26,55 +26,76 @@ impl Writer {
     /// Appends `batch` in one transaction; with WAL and `synchronous=FULL` the commit is
     /// on disk when this returns.
     pub(crate) fn append(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
-        let result = self.append_inner(batch);
-        if result.is_err() {
-            // The transaction rolled back: sequence numbers it handed out are free again.
-            self.next_seq = next_seq(&self.conn)?;
-        }
-        result
+        self.in_transaction(|tx, seq| insert_events(tx, batch, seq))
     }
 
-    fn append_inner(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut outcomes = Vec::with_capacity(batch.len());
+    /// Runs `f` in one IMMEDIATE transaction, handing it the next sequence number to use;
+    /// on error the transaction rolls back and the numbers it took are free again.
+    fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut seq = self.next_seq;
-        {
-            let mut stmt = tx.prepare_cached(INSERT)?;
-            for encoded in batch {
-                let e = &encoded.event;
-                let body = std::str::from_utf8(&encoded.bytes)
-                    .map_err(|err| StoreError::Database(err.to_string()))?;
-                let inserted = stmt.execute(params![
-                    seq,
-                    e.id.as_bytes().as_slice(),
-                    unix_micros(e.time),
-                    unix_micros(e.received_at),
-                    e.event_type,
-                    e.category.as_str(),
-                    e.severity.rank(),
-                    e.priority.rank(),
-                    e.outcome.as_str(),
-                    e.source,
-                    e.agent_id,
-                    e.actor.user_id,
-                    e.actor.ip,
-                    e.facility,
-                    e.correlation_id,
-                    body,
-                ])?;
-                if inserted == 1 {
-                    outcomes.push(Appended::Stored(seq));
-                    seq += 1;
-                } else {
-                    outcomes.push(Appended::Duplicate);
-                }
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx, &mut seq)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        match result {
+            Ok(out) => {
+                self.next_seq = seq;
+                Ok(out)
+            }
+            Err(e) => {
+                self.next_seq = next_seq(&self.conn)?;
+                Err(e)
             }
         }
-        tx.commit()?;
-        self.next_seq = seq;
-        Ok(outcomes)
+    }
+
+    /// Records folds; reports whether each is new.
+    pub(crate) fn append_folds(
+        &mut self,
+        folds: &[(uuid::Uuid, uuid::Uuid)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let now = unix_micros(time::OffsetDateTime::now_utc());
+        self.in_transaction(|tx, _| {
+            let mut stmt = tx.prepare_cached("INSERT INTO folds (id, into_id, folded_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING")?;
+            let mut out = Vec::with_capacity(folds.len());
+            for (id, into) in folds {
+                out.push(stmt.execute(params![id.as_bytes().as_slice(), into.as_bytes().as_slice(), now])? == 1);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Counts, summarizes and marks the open folds of `into` in one transaction.
+    pub(crate) fn summarize_folds(
+        &mut self,
+        into: uuid::Uuid,
+        build: crate::SummaryBuilder,
+    ) -> Result<Option<(u64, Appended)>, StoreError> {
+        self.in_transaction(|tx, seq| {
+            let key = into.as_bytes().as_slice();
+            let count: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM folds WHERE into_id = ?1 AND summarized = 0",
+                params![key],
+                |r| r.get(0),
+            )?;
+            if count == 0 {
+                return Ok(None);
+            }
+            let summary = build(count as u64);
+            let appended = insert_events(tx, std::slice::from_ref(&summary), seq)?;
+            tx.execute(
+                "UPDATE folds SET summarized = 1 WHERE into_id = ?1 AND summarized = 0",
+                params![key],
+            )?;
+            Ok(appended.first().map(|a| (count as u64, *a)))
+        })
     }
 
     /// Durably records an event the store refused.
@@ -119,6 +140,46 @@ impl Writer {
     pub(crate) fn conn(&mut self) -> &mut Connection {
         &mut self.conn
     }
+}
+
+/// Inserts `batch` inside `tx`, numbering new events from `*seq` on.
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &[EncodedEvent],
+    seq: &mut i64,
+) -> Result<Vec<Appended>, StoreError> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut stmt = tx.prepare_cached(INSERT)?;
+    for encoded in batch {
+        let e = &encoded.event;
+        let body = std::str::from_utf8(&encoded.bytes)
+            .map_err(|err| StoreError::Database(err.to_string()))?;
+        let inserted = stmt.execute(params![
+            *seq,
+            e.id.as_bytes().as_slice(),
+            unix_micros(e.time),
+            unix_micros(e.received_at),
+            e.event_type,
+            e.category.as_str(),
+            e.severity.rank(),
+            e.priority.rank(),
+            e.outcome.as_str(),
+            e.source,
+            e.agent_id,
+            e.actor.user_id,
+            e.actor.ip,
+            e.facility,
+            e.correlation_id,
+            body,
+        ])?;
+        if inserted == 1 {
+            outcomes.push(Appended::Stored(*seq));
+            *seq += 1;
+        } else {
+            outcomes.push(Appended::Duplicate);
+        }
+    }
+    Ok(outcomes)
 }
 
 fn next_seq(conn: &Connection) -> Result<i64, StoreError> {

@@ -52,7 +52,8 @@ async fn sender(url: String, key: String, stop: Arc<AtomicBool>, acked: Arc<Mute
 fn verify(db: &std::path::Path, acked: &[Uuid]) {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut stmt = conn
-        .prepare("SELECT COUNT(*) FROM events WHERE id = ?1")
+        // An acknowledged event is stored, or (a repeat) durably folded into a stored one.
+        .prepare("SELECT (SELECT COUNT(*) FROM events WHERE id = ?1) + (SELECT COUNT(*) FROM folds WHERE id = ?1)")
         .unwrap();
     let missing: Vec<&Uuid> = acked
         .iter()

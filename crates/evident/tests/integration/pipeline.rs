@@ -6,8 +6,12 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// `n` distinct events (no two alike, across calls too: deduplication must not fold them).
 fn events(n: usize, event_type: &str, severity: &str) -> String {
-    (0..n).map(|i| format!("{{\"type\":\"{event_type}\",\"severity\":\"{severity}\",\"data\":{{\"n\":{i},\"pad\":\"{}\"}}}}\n", "x".repeat(100))).collect()
+    let batch = uuid::Uuid::new_v4();
+    (0..n)
+        .map(|i| format!("{{\"type\":\"{event_type}\",\"severity\":\"{severity}\",\"data\":{{\"n\":{i},\"batch\":\"{batch}\",\"pad\":\"{}\"}}}}\n", "x".repeat(100)))
+        .collect()
 }
 
 async fn lane(server: &Server, priority: &str) -> u64 {
@@ -24,7 +28,12 @@ async fn lane(server: &Server, priority: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_critical_event_is_committed_ahead_of_queued_info_events() {
-    let (_dir, server) = Server::start_fresh();
+    // Small commits make the queued info events take seconds to drain, however fast
+    // or slow this machine parses the requests that queue them.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    std::fs::write(&config, "version: 1\npipeline:\n  max_commit_events: 50\n").unwrap();
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
     // Queue 40,000 info events without waiting for their commit.
     for _ in 0..20 {
         let (status, body) = server
@@ -305,4 +314,110 @@ async fn configured_type_priorities_and_metrics() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+async fn summaries(server: &Server) -> Vec<Value> {
+    server
+        .get_ok("/api/v1/events?type=evident.dedup.summary")
+        .await["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn wait_for_summary(server: &Server) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = summaries(server).await.first() {
+            return s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no deduplication summary appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_are_folded_and_the_summary_counts_them_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\npipeline:\n  dedup:\n    window_secs: 1\n",
+    )
+    .unwrap();
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let storm = "{\"type\":\"equipment.status\",\"severity\":\"warning\",\"data\":{\"status\":\"fault\",\"station_id\":\"STN-A-01\"}}\n".repeat(10);
+    let (status, body) = server
+        .post(
+            Some(&server.key),
+            Some("application/x-ndjson"),
+            storm.clone(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["stored"].as_u64()),
+        (Some(10), Some(1)),
+        "{body}"
+    );
+    let first = body["ids"][0].as_str().unwrap().to_owned();
+    let folded = body["folded"].as_array().unwrap();
+    assert_eq!(folded.len(), 9);
+    assert!(folded.iter().all(|f| f["into"] == first.as_str()), "{body}");
+    assert_eq!(
+        server.get_ok("/api/v1/stats/pipeline").await["deduplicated"],
+        9
+    );
+
+    let summary = wait_for_summary(&server).await;
+    assert_eq!(summary["data"]["folded"], 9, "{summary}");
+    assert_eq!(summary["data"]["folded_into"], first.as_str());
+    assert_eq!(summary["data"]["event_type"], "equipment.status");
+    let stored = server.get_ok("/api/v1/events?type=equipment.status").await["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        stored as u64 + summary["data"]["folded"].as_u64().unwrap(),
+        10,
+        "stored + folded = sent"
+    );
+
+    // The window has closed: the next repeat is stored again; critical events are never folded.
+    let one = storm.lines().next().unwrap().to_owned();
+    let (_, body) = server
+        .post(Some(&server.key), Some("application/x-ndjson"), one)
+        .await;
+    assert_eq!(body["stored"], 1, "{body}");
+    let critical = "{\"type\":\"safety.override\",\"severity\":\"critical\"}\n".repeat(3);
+    let (_, body) = server
+        .post(Some(&server.key), Some("application/x-ndjson"), critical)
+        .await;
+    assert_eq!(body["stored"], 3, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_open_at_a_crash_is_summarized_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let storm = "{\"type\":\"access.denied\",\"actor\":{\"user_id\":\"mallory\"}}\n".repeat(5);
+    let (_, body) = server
+        .post(Some(&server.key), Some("application/x-ndjson"), storm)
+        .await;
+    assert_eq!(
+        (
+            body["stored"].as_u64(),
+            body["folded"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(4)),
+        "{body}"
+    );
+    server.kill();
+    let restarted = Server::start(dir.path());
+    let summary = wait_for_summary(&restarted).await;
+    assert_eq!(summary["data"]["folded"], 4, "{summary}");
+    assert_eq!(summaries(&restarted).await.len(), 1, "summarized once");
 }

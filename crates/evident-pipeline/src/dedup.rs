@@ -1,0 +1,281 @@
+//! Deduplication: repeats of an event within a window are stored once.
+//!
+//! The first event of a fingerprint is stored and opens a window; repeats within the
+//! window are *folded* into it: a durable fold record (folded id → stored id) replaces
+//! the event, and the sender is told which stored id its event was folded into. When
+//! the window closes (or the service stops), a summary event records how many events
+//! were folded into which stored event; counting, storing the summary and closing the
+//! folds happen in one store transaction, so the count is exact and never lost (windows
+//! left open by a crash are summarized at the next start). Critical events are never
+//! deduplicated.
+//!
+//! The default fingerprint is the event's canonical encoding without its id and times:
+//! equal in everything else. The configuration can narrow it per type to chosen fields.
+
+use evident_model::{
+    Actor, Category, EncodedEvent, Event, Outcome, Priority, Severity, canonical_bytes,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Deduplication settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedupConfig {
+    /// How long after the first event repeats are folded; zero turns deduplication off.
+    pub window: Duration,
+    /// Per event type, the fields (`type`, `source`, `actor.user_id`, `data.station_id`, ...)
+    /// that make two events repeats; types not listed compare everything but id and times.
+    pub fingerprints: HashMap<String, Vec<String>>,
+    /// Most open windows; past it new fingerprints are stored without a window.
+    pub max_windows: usize,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            fingerprints: HashMap::new(),
+            max_windows: 100_000,
+        }
+    }
+}
+
+/// What to do with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Store it (it may have opened a window).
+    Store,
+    /// Fold it into this stored event.
+    Fold(Uuid),
+}
+
+struct Window {
+    into: Uuid,
+    opened: Instant,
+}
+
+/// The open windows.
+pub(crate) struct Dedup {
+    config: DedupConfig,
+    windows: HashMap<[u8; 16], Window>,
+    /// Stored ids with at least one committed fold (their windows need a summary).
+    folded: HashSet<Uuid>,
+}
+
+impl Dedup {
+    pub(crate) fn new(config: DedupConfig) -> Self {
+        Self {
+            config,
+            windows: HashMap::new(),
+            folded: HashSet::new(),
+        }
+    }
+
+    /// Decides for `event` received at `now`.
+    pub(crate) fn decide(&mut self, event: &EncodedEvent, now: Instant) -> Decision {
+        let e = &event.event;
+        if self.config.window.is_zero()
+            || e.priority == Priority::Critical
+            || e.severity == Severity::Critical
+        {
+            return Decision::Store;
+        }
+        let fp = self.fingerprint(e);
+        if let Some(w) = self.windows.get(&fp)
+            && now.duration_since(w.opened) < self.config.window
+        {
+            return if w.into == e.id {
+                Decision::Store
+            } else {
+                Decision::Fold(w.into)
+            };
+        }
+        if self.windows.len() < self.config.max_windows || self.windows.contains_key(&fp) {
+            self.windows.insert(
+                fp,
+                Window {
+                    into: e.id,
+                    opened: now,
+                },
+            );
+        }
+        Decision::Store
+    }
+
+    /// Notes that a fold into `into` is committed.
+    pub(crate) fn folded_into(&mut self, into: Uuid) {
+        self.folded.insert(into);
+    }
+
+    /// Closes windows older than the window length (all of them with `all`), returning
+    /// the stored ids whose windows had folds.
+    pub(crate) fn close_expired(&mut self, now: Instant, all: bool) -> Vec<Uuid> {
+        let window = self.config.window;
+        let mut closed = Vec::new();
+        self.windows.retain(|_, w| {
+            let keep = !all && now.duration_since(w.opened) < window;
+            if !keep {
+                closed.push(w.into);
+            }
+            keep
+        });
+        closed
+            .into_iter()
+            .filter(|id| self.folded.remove(id))
+            .collect()
+    }
+
+    fn fingerprint(&self, e: &Event) -> [u8; 16] {
+        let mut hasher = Sha256::new();
+        match self.config.fingerprints.get(&e.event_type) {
+            Some(fields) => {
+                let value = serde_json::to_value(e).unwrap_or(Value::Null);
+                hasher.update(e.event_type.as_bytes());
+                for field in fields {
+                    let at = field.split('.').fold(&value, |v, key| &v[key]);
+                    hasher.update([0]);
+                    hasher.update(field.as_bytes());
+                    hasher.update([0]);
+                    hasher.update(at.to_string().as_bytes());
+                }
+            }
+            None => {
+                let zero = OffsetDateTime::UNIX_EPOCH;
+                let mut key = e.clone();
+                (key.id, key.time, key.received_at) = (Uuid::nil(), zero, zero);
+                hasher.update(canonical_bytes(&key));
+            }
+        }
+        let digest = hasher.finalize();
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&digest[..16]);
+        fp
+    }
+}
+
+/// The summary event of a closed window: `count` events were folded into `original`.
+pub(crate) fn summary(original: &Event, count: u64, now: OffsetDateTime) -> EncodedEvent {
+    let data = json!({
+        "folded_into": original.id,
+        "folded": count,
+        "event_type": original.event_type,
+        "first_time": original.time.format(&time::format_description::well_known::Rfc3339).ok(),
+    });
+    let now = evident_model::to_stored_precision(now);
+    EncodedEvent::new(Event {
+        id: Uuid::now_v7(),
+        time: now,
+        received_at: now,
+        event_type: "evident.dedup.summary".into(),
+        category: Category::System,
+        severity: original.severity,
+        priority: original.priority,
+        outcome: Outcome::Unknown,
+        source: Some("evident".into()),
+        agent_id: None,
+        actor: Actor::default(),
+        target: json!({"event_id": original.id})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        facility: original.facility.clone(),
+        correlation_id: Some(original.id.to_string()),
+        data: data.as_object().cloned().unwrap_or_default(),
+        context: Default::default(),
+        tags: vec![],
+        compliance: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evident_store::testsuite::event;
+
+    fn same(e: &EncodedEvent) -> EncodedEvent {
+        let mut copy = e.event.clone();
+        copy.id = Uuid::new_v4();
+        copy.time += time::Duration::seconds(1);
+        EncodedEvent::new(copy)
+    }
+
+    #[test]
+    fn repeats_fold_into_the_first_until_the_window_closes() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let first = event("equipment.status", 1, Severity::Low);
+        assert_eq!(d.decide(&first, now), Decision::Store);
+        assert_eq!(d.decide(&same(&first), now), Decision::Fold(first.event.id));
+        assert_eq!(
+            d.decide(&first, now),
+            Decision::Store,
+            "a retry of the original is not a fold"
+        );
+        let later = now + Duration::from_secs(61);
+        let next = same(&first);
+        assert_eq!(
+            d.decide(&next, later),
+            Decision::Store,
+            "the window closed: stored again"
+        );
+        assert_eq!(
+            d.decide(&same(&first), later),
+            Decision::Fold(next.event.id)
+        );
+    }
+
+    #[test]
+    fn critical_events_are_never_folded() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let first = event("safety.override", 1, Severity::Critical);
+        assert_eq!(d.decide(&first, now), Decision::Store);
+        assert_eq!(d.decide(&same(&first), now), Decision::Store);
+    }
+
+    #[test]
+    fn a_configured_fingerprint_folds_events_that_differ_elsewhere() {
+        let mut fingerprints = HashMap::new();
+        fingerprints.insert(
+            "equipment.status".to_owned(),
+            vec!["type".to_owned(), "source".to_owned()],
+        );
+        let mut d = Dedup::new(DedupConfig {
+            fingerprints,
+            ..DedupConfig::default()
+        });
+        let now = Instant::now();
+        let a = event("equipment.status", 1, Severity::Low);
+        let b = event("equipment.status", 2, Severity::Low);
+        assert_ne!(a.event.data, b.event.data);
+        assert_eq!(d.decide(&a, now), Decision::Store);
+        assert_eq!(d.decide(&b, now), Decision::Fold(a.event.id));
+        let mut plain = Dedup::new(DedupConfig::default());
+        assert_eq!(plain.decide(&a, now), Decision::Store);
+        assert_eq!(
+            plain.decide(&b, now),
+            Decision::Store,
+            "by default different data is not a repeat"
+        );
+    }
+
+    #[test]
+    fn closing_reports_only_windows_with_folds() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let a = event("a.b", 1, Severity::Low);
+        let b = event("a.c", 1, Severity::Low);
+        d.decide(&a, now);
+        d.decide(&b, now);
+        d.folded_into(a.event.id);
+        assert!(
+            d.close_expired(now, false).is_empty(),
+            "nothing expired yet"
+        );
+        assert_eq!(d.close_expired(now, true), vec![a.event.id]);
+    }
+}

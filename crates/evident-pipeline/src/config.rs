@@ -52,8 +52,8 @@ impl Default for PipelineConfig {
                 knobs(500, 0),
             ],
             max_commit_events: 500,
-            capacity_events: 100_000,
-            capacity_bytes: 128 * 1024 * 1024,
+            capacity_events: 50_000,
+            capacity_bytes: 64 * 1024 * 1024,
             share: [0.6, 0.7, 0.8, 0.9, 1.0],
             dedup: DedupConfig::default(),
         }

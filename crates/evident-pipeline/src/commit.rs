@@ -17,6 +17,7 @@ use crate::metrics as m;
 use crate::pipeline::Shared;
 use crate::queues::Part;
 use crate::request::EventOutcome;
+use crate::request::Pending;
 use crate::stats::add;
 use evident_model::EncodedEvent;
 use evident_store::{EventStore, StoreError};
@@ -65,17 +66,31 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Part>> {
 }
 
 async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Part>) {
-    let events: Vec<EncodedEvent> = parts.iter_mut().flat_map(|p| p.events.drain(..)).collect();
-    let sizes: Vec<usize> = parts.iter().map(|p| p.slots.len()).collect();
+    let events: Arc<[EncodedEvent]> = parts
+        .iter_mut()
+        .flat_map(|p| p.events.drain(..))
+        .collect::<Vec<_>>()
+        .into();
     let started = Instant::now();
     metrics::histogram!(m::COMMIT_BATCH_EVENTS).record(events.len() as f64);
-    let outcomes = commit_resilient(shared, store, events.into()).await;
+    let outcomes = commit_resilient(shared, store, events.clone()).await;
     metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     add(&shared.stats.commits, 1);
     let committed_at = Instant::now();
     let mut outcomes = outcomes.into_iter();
-    for (part, size) in parts.into_iter().zip(sizes) {
+    let mut offset = 0;
+    for part in parts {
+        let size = part.slots.len();
         let mine: Vec<EventOutcome> = outcomes.by_ref().take(size).collect();
+        let failed = mine.iter().any(|o| matches!(o, EventOutcome::Failed(_)));
+        if failed && !part.request.wants_answer() && !shared.closed.load(Ordering::Acquire) {
+            // Nobody waits for these (fire-and-forget or the service's own events): keep
+            // them queued and retry rather than lose them; the queue bound pushes back.
+            requeue(shared, part, &events[offset..offset + size]);
+            offset += size;
+            continue;
+        }
+        offset += size;
         for o in &mine {
             match o {
                 EventOutcome::Stored(_) => add(&shared.stats.processed, 1),
@@ -85,13 +100,35 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
                 EventOutcome::Overloaded | EventOutcome::Queued | EventOutcome::Folded(_) => {}
             }
         }
-        shared.stats.record_latency(
-            part.priority,
-            committed_at.duration_since(part.enqueued),
-            size,
-        );
+        let waited = committed_at.duration_since(part.enqueued);
+        shared.stats.record_latency(part.priority, waited, size);
+        metrics::histogram!(m::COMMIT_WAIT_SECONDS, "priority" => part.priority.as_str())
+            .record(waited.as_secs_f64());
         part.request.resolve(&part.slots, mine);
     }
+}
+
+/// Puts a part whose commit failed back at the front of its lane.
+fn requeue(shared: &Shared, mut part: Part, events: &[EncodedEvent]) {
+    part.events = events.to_vec();
+    let mut queues = shared.queues();
+    for e in &part.events {
+        queues.reserve(e.bytes.len());
+    }
+    queues.push_front(part);
+}
+
+/// Queues a critical event of the service's own, outside the queue bounds.
+fn raise(shared: &Shared, event: EncodedEvent) {
+    let mut queues = shared.queues();
+    queues.reserve(event.bytes.len());
+    queues.push_front(Part {
+        events: vec![event],
+        slots: vec![0],
+        request: Arc::new(Pending::new(vec![None], 1, None)),
+        enqueued: Instant::now(),
+        priority: evident_model::Priority::Critical,
+    });
 }
 
 /// Commits `events`, retrying, splitting around poison events, dead-lettering them.
@@ -106,16 +143,19 @@ fn commit_resilient<'a>(
         for attempt in 1..=ATTEMPTS {
             match store.append(events.clone()).await {
                 Ok(appended) => {
-                    shared.store_ok.store(true, Ordering::Release);
+                    if !shared.store_ok.swap(true, Ordering::AcqRel) {
+                        tracing::warn!("the store takes writes again");
+                    }
                     return appended.into_iter().map(EventOutcome::from).collect();
                 }
                 Err(error) => {
                     tracing::warn!(%error, attempt, events = events.len(), "commit failed");
                     let store_wide = !error.is_event_specific();
-                    last_error = Some(error);
-                    if store_wide {
-                        shared.store_ok.store(false, Ordering::Release);
+                    if store_wide && shared.store_ok.swap(false, Ordering::AcqRel) {
+                        tracing::error!(%error, "the store cannot be written; /readyz fails until a commit succeeds");
+                        raise(shared, crate::system::store_unwritable(&error));
                     }
+                    last_error = Some(error);
                     if attempt < ATTEMPTS {
                         tokio::time::sleep(delay).await;
                         delay *= 4;

@@ -24,6 +24,7 @@ pub mod pipeline;
 mod queues;
 pub mod request;
 pub mod stats;
+mod system;
 mod windows;
 
 pub use config::{PipelineConfig, PriorityKnobs};

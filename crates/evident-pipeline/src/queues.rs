@@ -78,6 +78,13 @@ impl Queues {
         self.lanes[lane].push_back(part);
     }
 
+    /// Puts a part (its events reserved with [`Queues::reserve`]) at the front of its lane.
+    pub(crate) fn push_front(&mut self, part: Part) {
+        let lane = usize::from(part.priority.rank());
+        self.lane_events[lane] += part.events.len();
+        self.lanes[lane].push_front(part);
+    }
+
     /// Events queued in total, and per lane (indexed by rank).
     pub(crate) fn depth(&self) -> (usize, usize, [usize; 5]) {
         (self.events, self.bytes, self.lane_events)

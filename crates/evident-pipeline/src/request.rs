@@ -56,6 +56,14 @@ impl Pending {
         }
     }
 
+    /// Whether a submitter waits for this request's outcomes.
+    pub(crate) fn wants_answer(&self) -> bool {
+        self.reply
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Records outcomes for the events at `slots`; answers the request when it was the last.
     pub(crate) fn resolve(
         &self,

@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Most events per request.
     #[arg(long, default_value_t = evident_ingest::Limits::default().max_events)]
     pub max_events: usize,
+    /// Cap the database at this many MiB (commits then fail as on a full disk).
+    #[arg(long)]
+    pub max_db_size_mb: Option<u64>,
     /// Seconds a client may take to send a request body before it gets 400.
     #[arg(long, default_value_t = evident_api::BODY_TIMEOUT.as_secs())]
     pub body_timeout: u64,

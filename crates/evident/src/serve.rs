@@ -23,6 +23,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
     let store = SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?;
     ensure_admin_key(&store, &args.data_dir).await?;
+    if let Some(mb) = args.max_db_size_mb {
+        store
+            .limit_size(mb * 1024 * 1024)
+            .context("cannot cap the database size")?;
+    }
     let store = Arc::new(store);
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
     let limits = Limits {

@@ -80,6 +80,21 @@ impl SqliteStore {
         })
     }
 
+    /// Caps the database file at about `bytes` (SQLite's `max_page_count`): past it,
+    /// commits fail as [`StoreError::Full`], as on a full disk. For quotas and tests.
+    pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
+        let mut writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let conn = writer.conn();
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (bytes as i64 / page_size.max(1)).max(1);
+        conn.pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+
     /// Path of the database file.
     pub fn db_path(&self) -> &Path {
         &self.inner.path

@@ -421,3 +421,58 @@ async fn a_window_open_at_a_crash_is_summarized_at_the_next_start() {
     assert_eq!(summary["data"]["folded"], 4, "{summary}");
     assert_eq!(summaries(&restarted).await.len(), 1, "summarized once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_answers_503_and_fails_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--max-db-size-mb", "1"]);
+    let mut answered_503 = None;
+    for _ in 0..100 {
+        let (status, body) = server
+            .post(
+                Some(&server.key),
+                Some("application/x-ndjson"),
+                events(200, "station.operation", "info"),
+            )
+            .await;
+        if status == 503 {
+            answered_503 = Some(body);
+            break;
+        }
+        assert_eq!(status, 202, "{body}");
+    }
+    let body = answered_503.expect("a 1 MiB store never filled up");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    // Smaller writes may still fit for a while; fill the store to the last page.
+    let mut full = false;
+    for _ in 0..2000 {
+        let (status, _) = server
+            .post(
+                Some(&server.key),
+                Some("application/x-ndjson"),
+                events(1, "station.operation", "info"),
+            )
+            .await;
+        if status == 503 {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "single events kept fitting");
+    let (status, ready) = server.get(None, "/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["reason"].as_str().unwrap().contains("failing"),
+        "{ready}"
+    );
+    let stats = server.get_ok("/api/v1/stats/pipeline").await;
+    assert!(stats["failed"].as_u64().unwrap() > 0, "{stats}");
+    // Reads still work while the store is full.
+    assert_eq!(
+        server
+            .get(Some(&server.key), "/api/v1/events?limit=1")
+            .await
+            .0,
+        200
+    );
+}

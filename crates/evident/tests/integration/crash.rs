@@ -48,6 +48,24 @@ async fn sender(url: String, key: String, stop: Arc<AtomicBool>, acked: Arc<Mute
     }
 }
 
+/// Four concurrent senders against `server` until `stop`.
+fn start_senders(
+    server: &Server,
+    stop: &Arc<AtomicBool>,
+    acked: &Arc<Mutex<Vec<Uuid>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|_| {
+            tokio::spawn(sender(
+                server.url.clone(),
+                server.key.clone(),
+                stop.clone(),
+                acked.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Checks every acked id is stored exactly once and the sequence has no gap.
 fn verify(db: &std::path::Path, acked: &[Uuid]) {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
@@ -91,16 +109,7 @@ async fn acknowledged_events_survive_sigkill() {
     for cycle in 0..6 {
         let mut server = Server::start(dir.path());
         let stop = Arc::new(AtomicBool::new(false));
-        let senders: Vec<_> = (0..4)
-            .map(|_| {
-                tokio::spawn(sender(
-                    server.url.clone(),
-                    server.key.clone(),
-                    stop.clone(),
-                    acked.clone(),
-                ))
-            })
-            .collect();
+        let senders = start_senders(&server, &stop, &acked);
         let wait = rand::rng().random_range(300..1500);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         server.kill();
@@ -130,16 +139,7 @@ async fn sigterm_under_load_loses_nothing_and_exits_zero() {
     let mut server = Server::start(dir.path());
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let senders: Vec<_> = (0..4)
-        .map(|_| {
-            tokio::spawn(sender(
-                server.url.clone(),
-                server.key.clone(),
-                stop.clone(),
-                acked.clone(),
-            ))
-        })
-        .collect();
+    let senders = start_senders(&server, &stop, &acked);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let status = tokio::task::block_in_place(|| server.terminate());
     stop.store(true, Ordering::Relaxed);

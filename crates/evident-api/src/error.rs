@@ -40,6 +40,9 @@ pub enum ApiError {
     /// Content type evident does not read.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The service is taking in as much as it can; retry after `Retry-After`.
+    #[error("{0}")]
+    Overloaded(String),
     /// The store cannot take writes or answer now; retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -62,6 +65,7 @@ impl ApiError {
             Self::TooManyEvents(_) => "too_many_events",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded(_) => "overloaded",
             Self::Internal => "internal",
         }
     }
@@ -76,6 +80,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) | Self::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,7 +99,7 @@ impl IntoResponse for ApiError {
             Self::MissingKey | Self::InvalidKey => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod inflight;
 pub mod params;
 pub mod routes;
 pub mod state;
@@ -37,6 +38,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/events",
             get(routes::events::list).post(routes::ingest::ingest),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inflight::limit,
+        ))
         .route("/api/v1/events/{id}", get(routes::events::get))
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))

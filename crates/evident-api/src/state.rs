@@ -27,6 +27,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether `/metrics` needs a read key.
     pub metrics_require_key: bool,
+    /// Request bytes that may be taken in at once.
+    pub inflight: crate::inflight::InflightBudget,
     /// Large request bodies parsed at once on blocking threads.
     pub admission_permits: Arc<tokio::sync::Semaphore>,
 }
@@ -49,6 +51,7 @@ impl AppState {
             priorities: Arc::default(),
             metrics: None,
             metrics_require_key: false,
+            inflight: crate::inflight::InflightBudget::new(crate::inflight::DEFAULT_INFLIGHT_BYTES),
             admission_permits: Arc::new(tokio::sync::Semaphore::new(admission_threads())),
         }
     }

@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Most events per request.
     #[arg(long, default_value_t = evident_ingest::Limits::default().max_events)]
     pub max_events: usize,
+    /// Request bytes (MiB) taken in at once across all clients; past it, 429.
+    #[arg(long, default_value_t = evident_api::inflight::DEFAULT_INFLIGHT_BYTES / (1024 * 1024))]
+    pub max_inflight_mb: usize,
     /// Cap the database at this many MiB (commits then fail as on a full disk).
     #[arg(long)]
     pub max_db_size_mb: Option<u64>,

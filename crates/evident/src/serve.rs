@@ -39,6 +39,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
     state.priorities = Arc::new(config.priorities.clone());
     state.metrics_require_key = config.metrics_require_key;
+    state.inflight =
+        evident_api::inflight::InflightBudget::new(args.max_inflight_mb.max(1) * 1024 * 1024);
     state.metrics = Some(
         evident_api::routes::metrics::install_recorder()
             .map_err(|e| anyhow::anyhow!("cannot start metrics: {e}"))?,

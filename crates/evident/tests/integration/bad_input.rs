@@ -189,3 +189,35 @@ async fn a_stalled_body_gets_400_not_a_hang() {
     let listed = server.get_ok("/api/v1/events").await;
     assert_eq!(listed["events"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn request_bytes_in_flight_are_bounded() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--max-inflight-mb", "1"]);
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    // A slow sender holds 900 KB of the 1 MiB budget...
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 900000\r\n\r\n{{",
+        server.key
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // ...so another large request is refused at once, before its body is read.
+    let big = format!(
+        "{{\"type\":\"a.b\",\"data\":{{\"x\":\"{}\"}}}}\n",
+        "y".repeat(200_000)
+    );
+    let (status, body) = server
+        .post(Some(&server.key), Some("application/x-ndjson"), big)
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "overloaded");
+    // Small requests still fit, and reads are not counted.
+    let (status, _) = server.post_json(&json!({"type": "a.small"})).await;
+    assert_eq!(status, 202);
+    assert_eq!(server.get(Some(&server.key), "/api/v1/events").await.0, 200);
+    drop(slow);
+}

@@ -79,6 +79,7 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
     let committed_at = Instant::now();
     let mut outcomes = outcomes.into_iter();
     let mut offset = 0;
+    let mut moved_from_journal = Vec::new();
     for part in parts {
         let size = part.slots.len();
         let mine: Vec<EventOutcome> = outcomes.by_ref().take(size).collect();
@@ -90,6 +91,13 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
             offset += size;
             continue;
         }
+        if part.journaled {
+            // Counted and timed when they were journaled; now stored, they leave the journal.
+            moved_from_journal.extend(events[offset..offset + size].iter().map(|e| e.event.id));
+            offset += size;
+            part.request.resolve(&part.slots, mine);
+            continue;
+        }
         offset += size;
         for o in &mine {
             match o {
@@ -97,7 +105,10 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
                 EventOutcome::Duplicate => add(&shared.stats.duplicates, 1),
                 EventOutcome::DeadLettered => add(&shared.stats.dead_lettered, 1),
                 EventOutcome::Failed(_) => add(&shared.stats.failed, 1),
-                EventOutcome::Overloaded | EventOutcome::Queued | EventOutcome::Folded(_) => {}
+                EventOutcome::Overloaded
+                | EventOutcome::Queued
+                | EventOutcome::Folded(_)
+                | EventOutcome::Journaled => {}
             }
         }
         let waited = committed_at.duration_since(part.enqueued);
@@ -105,6 +116,12 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
         metrics::histogram!(m::COMMIT_WAIT_SECONDS, "priority" => part.priority.as_str())
             .record(waited.as_secs_f64());
         part.request.resolve(&part.slots, mine);
+    }
+    if !moved_from_journal.is_empty()
+        && let Err(error) = store.forget_journaled(moved_from_journal).await
+    {
+        // Harmless: the next start moves them again and finds them already stored.
+        tracing::warn!(%error, "stored critical events not yet removed from the journal");
     }
 }
 
@@ -128,6 +145,7 @@ fn raise(shared: &Shared, event: EncodedEvent) {
         request: Arc::new(Pending::new(vec![None], 1, None)),
         enqueued: Instant::now(),
         priority: evident_model::Priority::Critical,
+        journaled: false,
     });
 }
 

@@ -99,7 +99,7 @@ impl Pipeline {
         let mut outcomes: Vec<Option<EventOutcome>> = vec![None; len];
         let mut lanes: [Vec<(usize, EncodedEvent)>; 5] = Default::default();
         let (events, folds) = self.fold_repeats(events);
-        let early = {
+        {
             let mut queues = self.shared.queues();
             for (slot, event) in events {
                 let priority = event.event.priority;
@@ -110,22 +110,38 @@ impl Pipeline {
                     outcomes[slot] = Some(EventOutcome::Overloaded);
                 }
             }
-            let queued: usize = lanes.iter().map(Vec::len).sum();
-            add(
-                &self.shared.stats.rejected_overloaded,
-                len - queued - folds.len(),
-            );
-            for (slot, _, into) in &folds {
-                outcomes[*slot] = Some(EventOutcome::Folded(*into));
+        }
+        let reserved: usize = lanes.iter().map(Vec::len).sum();
+        add(
+            &self.shared.stats.rejected_overloaded,
+            len - reserved - folds.len(),
+        );
+        for (slot, _, into) in &folds {
+            outcomes[*slot] = Some(EventOutcome::Folded(*into));
+        }
+        let now = Instant::now();
+        let critical = usize::from(Priority::Critical.rank());
+        let journaled = if ack == Ack::Commit && !lanes[critical].is_empty() {
+            self.journal(std::mem::take(&mut lanes[critical]), &mut outcomes, now)
+                .await
+                .map_err(|back| lanes[critical] = back)
+                .ok()
+        } else {
+            None
+        };
+        if ack == Ack::Queued {
+            for (slot, _) in lanes.iter().flatten() {
+                outcomes[*slot] = Some(EventOutcome::Queued);
             }
-            if ack == Ack::Queued {
-                for (slot, _) in lanes.iter().flatten() {
-                    outcomes[*slot] = Some(EventOutcome::Queued);
-                }
-            }
+        }
+        let queued: usize = lanes.iter().map(Vec::len).sum();
+        let early = {
             let snapshot = outcomes.clone();
             let pending = Arc::new(Pending::new(outcomes, queued, reply));
-            let now = Instant::now();
+            let mut queues = self.shared.queues();
+            if let Some(part) = journaled {
+                queues.push(part);
+            }
             for (rank, lane) in lanes.into_iter().enumerate() {
                 if lane.is_empty() {
                     continue;
@@ -138,6 +154,7 @@ impl Pipeline {
                     request: pending.clone(),
                     enqueued: now,
                     priority,
+                    journaled: false,
                 });
             }
             if queued == 0 || ack == Ack::Queued {
@@ -162,6 +179,40 @@ impl Pipeline {
         };
         crate::windows::record_folds_into(&self.shared, folds, &mut outcomes).await;
         Ok(outcomes)
+    }
+
+    /// Writes a request's critical events to the store's critical journal, so they are
+    /// acknowledged without waiting behind a bulk commit; returns them as a part for the
+    /// writer to move into the store. On a journal failure gives the events back to go
+    /// the usual way.
+    async fn journal(
+        &self,
+        lane: Vec<(usize, EncodedEvent)>,
+        outcomes: &mut [Option<EventOutcome>],
+        enqueued: Instant,
+    ) -> Result<Part, Vec<(usize, EncodedEvent)>> {
+        let (slots, events): (Vec<usize>, Vec<EncodedEvent>) = lane.into_iter().unzip();
+        let batch: Arc<[EncodedEvent]> = events.into();
+        if let Err(error) = self.shared.store.journal_critical(batch.clone()).await {
+            tracing::warn!(%error, "critical journal failed; committing these events the usual way");
+            return Err(slots.into_iter().zip(batch.iter().cloned()).collect());
+        }
+        for slot in &slots {
+            outcomes[*slot] = Some(EventOutcome::Journaled);
+        }
+        add(&self.shared.stats.processed, slots.len());
+        self.shared
+            .stats
+            .record_latency(Priority::Critical, enqueued.elapsed(), slots.len());
+        let n = slots.len();
+        Ok(Part {
+            events: batch.to_vec(),
+            slots: (0..n).collect(),
+            request: Arc::new(Pending::new(vec![None; n], n, None)),
+            enqueued,
+            priority: Priority::Critical,
+            journaled: true,
+        })
     }
 
     /// Splits off the events deduplication folds: `(slot, event)` to queue, and

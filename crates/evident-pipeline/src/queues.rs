@@ -30,6 +30,9 @@ pub(crate) struct Part {
     pub enqueued: Instant,
     /// Their priority.
     pub priority: Priority,
+    /// Already durable in the critical journal: once stored, drop them from it; their
+    /// submitter was answered when they were journaled.
+    pub journaled: bool,
 }
 
 impl Part {
@@ -45,6 +48,7 @@ impl Part {
             request: self.request.clone(),
             enqueued: self.enqueued,
             priority: self.priority,
+            journaled: self.journaled,
         }
     }
 }
@@ -90,9 +94,9 @@ impl Queues {
         (self.events, self.bytes, self.lane_events)
     }
 
-    /// True when nothing is queued.
+    /// True when no part is queued (room may still be reserved for parts on their way).
     pub(crate) fn is_empty(&self) -> bool {
-        self.events == 0
+        self.lane_events.iter().all(|n| *n == 0)
     }
 
     /// Takes the parts the next commit writes (see the module docs for the rules).

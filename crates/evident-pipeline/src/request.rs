@@ -19,6 +19,9 @@ pub enum EventOutcome {
     Overloaded,
     /// Queued, not yet committed (fire-and-forget submissions are answered with this).
     Queued,
+    /// A critical event durably written to the critical journal; the writer moves it into
+    /// the store with its next commit (until then it is found by id with seq 0).
+    Journaled,
     /// A repeat within the deduplication window: durably folded into this stored event.
     Folded(uuid::Uuid),
     /// Not committed: the store failed (the request answers 503).

@@ -82,6 +82,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// Counts per group and per time bucket.
     async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError>;
 
+    /// Durably records critical events in a journal that never waits behind bulk commits;
+    /// they must then be appended as usual, after which [`EventStore::forget_journaled`]
+    /// drops them from the journal. Journaled events are found by [`EventStore::get`]
+    /// (with seq 0) until then, and moved into the store at the next start after a crash.
+    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError>;
+
+    /// Drops journaled events that are now stored.
+    async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError>;
+
     /// Durably records events folded by deduplication: `(folded id, stored id it was
     /// folded into)`. Reports, in order, whether each fold is new (a retried fold is not).
     async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError>;

@@ -89,7 +89,7 @@ pub async fn replay(
     let mut done = Vec::new();
     for (id, outcome) in ids.into_iter().zip(outcomes) {
         match outcome {
-            EventOutcome::Stored(_) => stored += 1,
+            EventOutcome::Stored(_) | EventOutcome::Journaled => stored += 1,
             EventOutcome::Duplicate => duplicates += 1,
             EventOutcome::DeadLettered => again += 1,
             _ => {

@@ -139,7 +139,7 @@ pub async fn ingest(
                 continue;
             }
             EventOutcome::Failed(reason) => failure = Some(reason),
-            EventOutcome::Stored(_) => response.stored += 1,
+            EventOutcome::Stored(_) | EventOutcome::Journaled => response.stored += 1,
             EventOutcome::Duplicate => response.duplicates += 1,
             EventOutcome::DeadLettered => response.dead_lettered += 1,
             EventOutcome::Queued => response.queued += 1,

@@ -14,6 +14,7 @@ fn part(priority: Priority, n: usize, enqueued: Instant) -> Part {
         request,
         enqueued,
         priority,
+        journaled: false,
     }
 }
 

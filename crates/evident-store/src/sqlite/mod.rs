@@ -5,6 +5,7 @@
 //! A lock file keeps a second server off the same directory.
 
 mod checkpoint;
+mod journal;
 mod keys;
 mod read;
 mod schema;
@@ -39,6 +40,8 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
+    /// The critical-event journal (its own file and connection).
+    journal: Mutex<journal::Journal>,
     /// Runs WAL checkpoints off the commit path while the store serves.
     _checkpointer: Option<checkpoint::Checkpointer>,
     /// Held for the store's lifetime when it serves; `None` for tools sharing the directory.
@@ -63,7 +66,11 @@ impl SqliteStore {
         ensure_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let serving = lock.is_some();
-        let writer = Writer::new(schema::open_writer(&path, serving)?)?;
+        let mut writer = Writer::new(schema::open_writer(&path, serving)?)?;
+        let mut journal = journal::Journal::open(data_dir)?;
+        if serving {
+            recover_journal(&mut writer, &mut journal)?;
+        }
         let checkpointer = if serving {
             Some(checkpoint::Checkpointer::start(path.clone())?)
         } else {
@@ -73,6 +80,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(writer),
+                journal: Mutex::new(journal),
                 readers: Mutex::new(Vec::new()),
                 _checkpointer: checkpointer,
                 _lock: lock,
@@ -142,6 +150,29 @@ impl SqliteStore {
     }
 }
 
+/// Moves events a crash left in the critical journal into the main database.
+fn recover_journal(writer: &mut Writer, journal: &mut journal::Journal) -> Result<(), StoreError> {
+    let pending = journal.all()?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut events = Vec::with_capacity(pending.len());
+    for bytes in pending {
+        let event: evident_model::Event = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Database(format!("critical journal entry: {e}")))?;
+        events.push(EncodedEvent { event, bytes });
+    }
+    events.sort_by_key(|e| e.event.received_at);
+    writer.append(&events)?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event.id).collect();
+    journal.remove(&ids)?;
+    tracing::info!(
+        events = ids.len(),
+        "moved critical events from the journal into the store"
+    );
+    Ok(())
+}
+
 fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir {
         path: dir.display().to_string(),
@@ -192,7 +223,48 @@ impl EventStore for SqliteStore {
     }
 
     async fn get(&self, id: uuid::Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
-        self.with_reader(move |c| read::get(c, id, &scope)).await
+        let inner = self.inner.clone();
+        self.with_reader(move |c| match read::get(c, id, &scope)? {
+            Some(found) => Ok(Some(found)),
+            // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
+            None => {
+                let journaled = inner
+                    .journal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(id)?;
+                Ok(journaled
+                    .filter(|bytes| in_scope(bytes, &scope))
+                    .map(|bytes| StoredEvent { seq: 0, bytes }))
+            }
+        })
+        .await
+    }
+
+    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .append(&batch)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&ids)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
@@ -227,3 +299,12 @@ impl EventStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a journaled event's facility is within `scope`.
+fn in_scope(bytes: &[u8], scope: &Scope) -> bool {
+    let Some(facilities) = scope else { return true };
+    let facility = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["facility"].as_str().map(str::to_owned));
+    facility.is_some_and(|f| facilities.contains(&f))
+}

@@ -126,3 +126,38 @@ async fn folds_summarize_exactly_once() {
     let (_d, s) = store();
     testsuite::folds_summarize_exactly_once(&s).await;
 }
+
+#[tokio::test]
+async fn journaled_critical_events_are_found_and_moved_into_the_store_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let critical = testsuite::event("safety.override", 1, evident_model::Severity::Critical);
+    {
+        let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+        s.journal_critical(vec![critical.clone()].into())
+            .await
+            .unwrap();
+        let found = s
+            .get(critical.event.id, None)
+            .await
+            .unwrap()
+            .expect("found in the journal");
+        assert_eq!(
+            (found.seq, found.bytes.clone()),
+            (0, critical.bytes.clone()),
+            "seq 0 until moved"
+        );
+        assert!(
+            s.get(critical.event.id, Some(vec!["elsewhere".into()]))
+                .await
+                .unwrap()
+                .is_none(),
+            "scope applies"
+        );
+    }
+    // As after a crash: the journal still holds it; the next start moves it.
+    let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+    let moved = s.get(critical.event.id, None).await.unwrap().unwrap();
+    assert_eq!(moved.seq, 1);
+    assert_eq!(moved.bytes, critical.bytes);
+    s.forget_journaled(vec![critical.event.id]).await.unwrap();
+}

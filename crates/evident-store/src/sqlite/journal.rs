@@ -35,7 +35,10 @@ impl Journal {
     }
 
     /// Durably records `events` (one transaction, fsynced).
-    pub(crate) fn append(&mut self, events: &[EncodedEvent]) -> Result<(), StoreError> {
+    pub(crate) fn append<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a EncodedEvent>,
+    ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

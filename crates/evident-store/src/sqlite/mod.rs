@@ -42,6 +42,14 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// The critical-event journal (its own file and connection).
     journal: Mutex<journal::Journal>,
+    /// Journal writes waiting for the next journal transaction.
+    #[allow(clippy::type_complexity)]
+    journal_waiting: Mutex<
+        Vec<(
+            Arc<[EncodedEvent]>,
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        )>,
+    >,
     /// Runs WAL checkpoints off the commit path while the store serves.
     _checkpointer: Option<checkpoint::Checkpointer>,
     /// Held for the store's lifetime when it serves; `None` for tools sharing the directory.
@@ -81,6 +89,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(writer),
                 journal: Mutex::new(journal),
+                journal_waiting: Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
                 _checkpointer: checkpointer,
                 _lock: lock,
@@ -242,16 +251,41 @@ impl EventStore for SqliteStore {
     }
 
     async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError> {
+        // Group commit: every caller queues its batch; whichever takes the journal lock
+        // next writes everything queued by then in one transaction (one fsync) and answers
+        // each caller. Callers that find the queue already taken just return.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .journal_waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((batch, reply));
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            inner
-                .journal
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .append(&batch)
+            let mut journal = inner.journal.lock().unwrap_or_else(PoisonError::into_inner);
+            let work = std::mem::take(
+                &mut *inner
+                    .journal_waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if work.is_empty() {
+                return;
+            }
+            let result = journal.append(work.iter().flat_map(|(batch, _)| batch.iter()));
+            for (_, reply) in work {
+                // A caller that went away no longer needs its answer.
+                reply
+                    .send(result.as_ref().map(|_| ()).map_err(ToString::to_string))
+                    .ok();
+            }
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+        answer
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(StoreError::Database)
     }
 
     async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {

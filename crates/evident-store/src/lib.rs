@@ -6,8 +6,10 @@
 //! - [`query`]: typed filters ([`EventQuery`], [`StatsQuery`]) and their results; backends
 //!   turn them into parameterised SQL, never into SQL text built from values.
 //! - [`keys`]: roles and hashed API key secrets.
-//! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer, pooled readers),
-//!   with its migrations under `migrations/sqlite/`.
+//! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer, pooled readers,
+//!   background checkpoints, a critical-event journal in a file of its own), with its
+//!   migrations under `migrations/sqlite/`.
+//! - `testsuite` (feature `testsuite`): the conformance suite every backend passes.
 //!
 //! Contract every backend keeps: [`EventStore::append`] returns only once the batch is
 //! durable; each newly stored event gets the next commit sequence number with no gaps;

@@ -275,6 +275,16 @@ async fn configured_type_priorities_and_metrics() {
         (Some("low"), Some("critical"))
     );
 
+    // The critical event was answered from the journal; wait until the writer has moved
+    // it into the store, so the commit metrics below exist.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.get_ok("/api/v1/stats/pipeline").await["commits"].as_u64() < Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the journaled event was never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         server.get(None, "/metrics").await.0,
         401,

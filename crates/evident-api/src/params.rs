@@ -150,14 +150,7 @@ fn type_filter(v: &str) -> Result<TypeFilter, ApiError> {
         Some(p) => (p.strip_suffix('.').unwrap_or(p), true),
         None => (v, false),
     };
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.split('.').all(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        });
-    if !ok {
+    if !evident_model::is_type_name(name) {
         return Err(bad(format!(
             "type `{v}` is not a dotted lowercase name, or such a name followed by .* (e.g. auth.*)"
         )));

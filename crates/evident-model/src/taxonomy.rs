@@ -4,6 +4,22 @@ use crate::level::Severity;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Longest event type name, in bytes.
+pub const MAX_TYPE_LEN: usize = 128;
+
+/// Whether `name` is a well-formed event type: dot-separated non-empty segments of
+/// lowercase letters, digits, `_` and `-`, at most [`MAX_TYPE_LEN`] bytes (`auth.login.failure`).
+pub fn is_type_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TYPE_LEN
+        && name.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        })
+}
+
 /// The category of an event, from the fixed taxonomy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

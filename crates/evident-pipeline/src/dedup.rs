@@ -12,9 +12,7 @@
 //! The default fingerprint is the event's canonical encoding without its id and times:
 //! equal in everything else. The configuration can narrow it per type to chosen fields.
 
-use evident_model::{
-    Actor, Category, EncodedEvent, Event, Outcome, Priority, Severity, canonical_bytes,
-};
+use evident_model::{EncodedEvent, Event, Priority, Severity, canonical_bytes};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -165,30 +163,20 @@ pub(crate) fn summary(original: &Event, count: u64, now: OffsetDateTime) -> Enco
         "event_type": original.event_type,
         "first_time": original.time.format(&time::format_description::well_known::Rfc3339).ok(),
     });
-    let now = evident_model::to_stored_precision(now);
-    EncodedEvent::new(Event {
-        id: Uuid::now_v7(),
-        time: now,
-        received_at: now,
-        event_type: "evident.dedup.summary".into(),
-        category: Category::System,
-        severity: original.severity,
-        priority: original.priority,
-        outcome: Outcome::Unknown,
-        source: Some("evident".into()),
-        agent_id: None,
-        actor: Actor::default(),
-        target: json!({"event_id": original.id})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        facility: original.facility.clone(),
-        correlation_id: Some(original.id.to_string()),
-        data: data.as_object().cloned().unwrap_or_default(),
-        context: Default::default(),
-        tags: vec![],
-        compliance: vec![],
-    })
+    let mut event = crate::system::service_event(
+        "evident.dedup.summary",
+        original.severity,
+        original.priority,
+        data,
+        now,
+    );
+    event.target = json!({"event_id": original.id})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    event.facility = original.facility.clone();
+    event.correlation_id = Some(original.id.to_string());
+    EncodedEvent::new(event)
 }
 
 #[cfg(test)]

@@ -4,9 +4,41 @@ use evident_model::{
     Actor, Category, EncodedEvent, Event, Outcome, Priority, Severity, to_stored_precision,
 };
 use evident_store::StoreError;
-use serde_json::json;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// An event of the service's own (source `evident`, category system) at `now`, carrying
+/// `data`; callers set what else they need.
+pub(crate) fn service_event(
+    event_type: &str,
+    severity: Severity,
+    priority: Priority,
+    data: Value,
+    now: OffsetDateTime,
+) -> Event {
+    let now = to_stored_precision(now);
+    Event {
+        id: Uuid::now_v7(),
+        time: now,
+        received_at: now,
+        event_type: event_type.into(),
+        category: Category::System,
+        severity,
+        priority,
+        outcome: Outcome::Unknown,
+        source: Some("evident".into()),
+        agent_id: None,
+        actor: Actor::default(),
+        target: Default::default(),
+        facility: None,
+        correlation_id: None,
+        data: data.as_object().cloned().unwrap_or_default(),
+        context: Default::default(),
+        tags: vec![],
+        compliance: vec![],
+    }
+}
 
 /// The store stopped taking writes (full, read-only, unreachable): IEC 62443-3-3 SR 2.9
 /// (audit storage capacity) and SR 2.10 (response to audit processing failures).
@@ -16,28 +48,15 @@ pub(crate) fn store_unwritable(error: &StoreError) -> EncodedEvent {
         StoreError::ReadOnly(_) => "read_only",
         _ => "failing",
     };
-    let now = to_stored_precision(OffsetDateTime::now_utc());
-    EncodedEvent::new(Event {
-        id: Uuid::now_v7(),
-        time: now,
-        received_at: now,
-        event_type: "system.store.unwritable".into(),
-        category: Category::System,
-        severity: Severity::Critical,
-        priority: Priority::Critical,
-        outcome: Outcome::Failure,
-        source: Some("evident".into()),
-        agent_id: None,
-        actor: Actor::default(),
-        target: Default::default(),
-        facility: None,
-        correlation_id: None,
-        data: json!({"reason": reason, "error": error.to_string()})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        context: Default::default(),
-        tags: vec![],
-        compliance: vec!["iec62443:sr2.9".into(), "iec62443:sr2.10".into()],
-    })
+    let data = json!({"reason": reason, "error": error.to_string()});
+    let mut event = service_event(
+        "system.store.unwritable",
+        Severity::Critical,
+        Priority::Critical,
+        data,
+        OffsetDateTime::now_utc(),
+    );
+    event.outcome = Outcome::Failure;
+    event.compliance = vec!["iec62443:sr2.9".into(), "iec62443:sr2.10".into()];
+    EncodedEvent::new(event)
 }

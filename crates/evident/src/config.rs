@@ -130,7 +130,7 @@ impl Config {
             pipeline.dedup.window = Duration::from_secs(secs);
         }
         for (event_type, fields) in p.dedup.fingerprints {
-            check_pattern(&event_type)?;
+            check_pattern("pipeline.dedup.fingerprints", &event_type)?;
             if fields.is_empty() {
                 bail!("pipeline.dedup.fingerprints.{event_type}: name at least one field");
             }
@@ -162,7 +162,7 @@ impl Config {
         }
         let mut rules = Vec::new();
         for (pattern, level) in p.type_priorities {
-            check_pattern(&pattern)?;
+            check_pattern("pipeline.type_priorities", &pattern)?;
             rules.push((
                 pattern.clone(),
                 priority(&format!("pipeline.type_priorities.{pattern}"), &level)?,
@@ -191,16 +191,9 @@ fn priority(path: &str, name: &str) -> anyhow::Result<Priority> {
     }
 }
 
-fn check_pattern(pattern: &str) -> anyhow::Result<()> {
-    let name = pattern.strip_suffix(".*").unwrap_or(pattern);
-    let ok = !name.is_empty()
-        && name.split('.').all(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        });
-    if !ok {
-        bail!("pipeline.type_priorities: `{pattern}` is not an event type or a prefix like auth.*");
+fn check_pattern(path: &str, pattern: &str) -> anyhow::Result<()> {
+    if !evident_model::is_type_name(pattern.strip_suffix(".*").unwrap_or(pattern)) {
+        bail!("{path}: `{pattern}` is not an event type or a prefix like auth.*");
     }
     Ok(())
 }

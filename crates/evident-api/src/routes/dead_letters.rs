@@ -6,10 +6,9 @@ use crate::params::pairs;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use evident_model::{EncodedEvent, Event, from_unix_micros};
+use evident_model::{EncodedEvent, Event};
 use evident_pipeline::{Ack, EventOutcome};
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
 
 /// Most dead letters one call lists or replays.
 const MAX_BATCH: usize = 1000;
@@ -48,7 +47,7 @@ pub async fn list(
         .iter()
         .map(|d| {
             let event: Value = serde_json::from_slice(&d.bytes).unwrap_or(Value::Null);
-            let failed_at = from_unix_micros(d.failed_at).and_then(|t| t.format(&Rfc3339).ok());
+            let failed_at = super::rfc3339(d.failed_at);
             json!({"id": d.id, "error": d.error, "failed_at": failed_at, "event": event})
         })
         .collect();

@@ -1,21 +1,14 @@
 //! `GET /api/v1/stats`: counts per group and a time series.
 
+use super::rfc3339;
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::params;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use evident_model::from_unix_micros;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-fn rfc3339(micros: i64) -> Value {
-    from_unix_micros(micros)
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
-}
 
 /// Answers a stats query.
 pub async fn stats(

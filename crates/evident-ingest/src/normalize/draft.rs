@@ -9,8 +9,7 @@ use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// Longest event type name.
-pub const MAX_TYPE_LEN: usize = 128;
+pub use evident_model::MAX_TYPE_LEN;
 /// Longest short text field (ids, source, facility, ...).
 pub const MAX_SHORT_LEN: usize = 256;
 /// Longest user agent.
@@ -202,15 +201,7 @@ fn new_id(received_at: OffsetDateTime) -> Uuid {
 }
 
 fn check_type(t: &str, field: &str, errors: &mut Vec<FieldError>) {
-    let well_formed = !t.is_empty()
-        && t.len() <= MAX_TYPE_LEN
-        && t.split('.').all(|seg| {
-            !seg.is_empty()
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        });
-    if !well_formed {
+    if !evident_model::is_type_name(t) {
         errors.push(FieldError::new(
             field,
             format!("{t:?} is not a dotted lowercase name (letters, digits, _ and -, segments joined by dots, at most {MAX_TYPE_LEN} bytes), e.g. auth.login.failure"),

@@ -57,9 +57,18 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .clamp(1, budget.total_kib);
     match budget.permits.clone().try_acquire_many_owned(kib) {
         Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::Overloaded(
-            "too many request bytes are being taken in; retry after Retry-After".into(),
-        )
-        .into_response(),
+        Err(_) => {
+            let mut refused = ApiError::Overloaded(
+                "too many request bytes are being taken in; retry after Retry-After".into(),
+            )
+            .into_response();
+            // The body is left unread, so the connection cannot carry another request:
+            // say so, or a client may reuse it and fail writing its next request.
+            refused.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            refused
+        }
     }
 }

@@ -54,15 +54,28 @@ impl Shared {
 }
 
 /// The admission pipeline: bounded priority lanes in front of a group-committing writer.
-/// Cheap to clone; every clone submits to the same lanes.
+/// Cheap to clone; every clone submits to the same lanes. Dropping the last clone closes
+/// it as [`Pipeline::close`] does: the writer commits what is queued, then ends.
 #[derive(Clone)]
 pub struct Pipeline {
     shared: Arc<Shared>,
+    _closes_on_drop: Arc<CloseOnDrop>,
+}
+
+/// Held only by [`Pipeline`] handles (the writer and timers hold [`Shared`]): when the last
+/// handle goes, nobody can submit any more, so the pipeline closes.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.wake.notify_one();
+    }
 }
 
 impl Pipeline {
     /// Starts the committer over `store`. It ends, after committing everything queued,
-    /// once [`Pipeline::close`] is called.
+    /// once [`Pipeline::close`] is called or the last handle is dropped.
     pub fn start(store: Arc<dyn EventStore>, config: PipelineConfig) -> (Pipeline, JoinHandle<()>) {
         let shared = Arc::new(Shared {
             dedup: Mutex::new(Dedup::new(config.dedup.clone())),
@@ -76,7 +89,11 @@ impl Pipeline {
         });
         let task = commit::spawn(shared.clone(), store);
         tokio::spawn(crate::windows::close_periodically(shared.clone()));
-        (Pipeline { shared }, task)
+        let pipeline = Pipeline {
+            _closes_on_drop: Arc::new(CloseOnDrop(shared.clone())),
+            shared,
+        };
+        (pipeline, task)
     }
 
     /// Queues `events` and, with [`Ack::Commit`], waits until each is committed.

@@ -186,3 +186,33 @@ async fn overload_refuses_low_priorities_and_keeps_room_for_critical() {
         "journaled critical events end up in the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_commits_what_is_queued_and_stops_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
+    let (pipeline, task) = Pipeline::start(store.clone(), PipelineConfig::default());
+    let events: Vec<_> = (0..20)
+        .map(|i| event("user.login", i, Severity::Info))
+        .collect();
+    let ids: Vec<_> = events.iter().map(|e| e.event.id).collect();
+    let out = pipeline.submit(events, Ack::Queued).await.unwrap();
+    assert!(out.iter().all(|o| matches!(o, EventOutcome::Queued)));
+    let second = pipeline.clone();
+    drop(pipeline);
+    assert!(
+        !task.is_finished(),
+        "a remaining handle keeps the pipeline open"
+    );
+    drop(second);
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the writer ends once every handle is gone")
+        .unwrap();
+    for id in ids {
+        assert!(
+            store.get(id, None).await.unwrap().is_some(),
+            "queued event committed before the writer ended"
+        );
+    }
+}

@@ -57,7 +57,18 @@ impl Journal {
     }
 
     /// Forgets events now stored in the main database.
+    ///
+    /// Without an fsync: a removal lost in a crash only means recovery moves the event
+    /// again, and the store ignores an id it already holds. The next append's fsync makes
+    /// it durable anyway. Skipping it keeps the journal lock short for critical appends.
     pub(crate) fn remove(&mut self, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "OFF")?;
+        let removed = self.remove_in_transaction(ids);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        removed
+    }
+
+    fn remove_in_transaction(&mut self, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached("DELETE FROM journal WHERE id = ?1")?;

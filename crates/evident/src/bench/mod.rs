@@ -107,7 +107,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             tolerate_refusals: false,
             ..target.clone()
         };
-        tokio::spawn(probe::run(committed, stop_probe.clone()))
+        (
+            probe::spawn(committed, stop_probe.clone()),
+            probe::spawn_disk(&args.dir, stop_probe.clone()),
+        )
     });
     let progress = ProgressBar::new(events.len() as u64);
     progress.set_style(
@@ -119,7 +122,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     stop_probe.store(true, Ordering::Relaxed);
     let probes = match probe {
-        Some(task) => Some(task.await??),
+        Some((acks, disk)) => Some(
+            tokio::task::spawn_blocking(move || {
+                let panicked = || anyhow::anyhow!("a probe thread panicked");
+                anyhow::Ok((
+                    acks.join().map_err(|_| panicked())??,
+                    disk.join().map_err(|_| panicked())??,
+                ))
+            })
+            .await??,
+        ),
         None => None,
     };
     let drained = if args.overload {
@@ -217,8 +229,11 @@ async fn wait_until_drained(target: &load::Target, since: std::time::Instant) ->
     None
 }
 
-/// Prints ack latency per priority from the probes, most urgent first.
-fn print_probes(probes: &probe::ProbeResult) -> serde_json::Value {
+/// Prints ack latency per priority from the probes, most urgent first, then the disk's
+/// flush latency meanwhile.
+fn print_probes(
+    (probes, disk): &(probe::ProbeResult, hdrhistogram::Histogram<u64>),
+) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for priority in evident_model::Priority::ALL.into_iter().rev() {
         let h = &probes[usize::from(priority.rank())];
@@ -233,5 +248,14 @@ fn print_probes(probes: &probe::ProbeResult) -> serde_json::Value {
         );
         out.insert(priority.as_str().into(), serde_json::json!({"probes": h.len(), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": h.max() as f64 / 1000.0}));
     }
+    let ms = |q: f64| disk.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "disk flush meanwhile (fdatasync of a 4 KiB overwrite, {} probes): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        disk.len(),
+        ms(0.5),
+        ms(0.99),
+        disk.max() as f64 / 1000.0
+    );
+    out.insert("disk_flush".into(), serde_json::json!({"probes": disk.len(), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": disk.max() as f64 / 1000.0}));
     serde_json::Value::Object(out)
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs evident's whole test suite. Starts whatever the tests need first, so this one
-# command works on a fresh machine (today the tests need nothing beyond cargo: the
-# embedded store is SQLite, compiled in).
+# command works on a fresh machine: the PostgreSQL tests need a local server (each test
+# makes a database of its own on it; the restart test runs a server of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/postgres-up.sh
 cargo test --workspace --locked "$@"

@@ -21,7 +21,7 @@ pub fn is_type_name(name: &str) -> bool {
 }
 
 /// The category of an event, from the fixed taxonomy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     /// Logins, logouts, MFA, sessions.

@@ -64,3 +64,24 @@ impl From<rusqlite::Error> for StoreError {
         }
     }
 }
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let text = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        let Some(code) = e.code() else {
+            // No SQLSTATE: the connection failed or closed; worth retrying.
+            return StoreError::Database(text);
+        };
+        match code.code().get(..2) {
+            // Data exceptions and integrity violations are about the events sent.
+            Some("22" | "23") => StoreError::Rejected(text),
+            _ if *code == SqlState::DISK_FULL => StoreError::Full(text),
+            _ if *code == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly(text),
+            _ => StoreError::Database(text),
+        }
+    }
+}

@@ -9,6 +9,10 @@
 //! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer, pooled readers,
 //!   background checkpoints, a critical-event journal in a file of its own), with its
 //!   migrations under `migrations/sqlite/`.
+//! - [`postgres`]: the production backend (monthly partitions per retention class, JSONB
+//!   with a GIN index, binary COPY, a pooled connection per operation), with its
+//!   migrations under `migrations/postgres/`.
+//! - [`retention`]: how long events are kept, enforced by both backends.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend passes.
 //!
 //! Contract every backend keeps: [`EventStore::append`] returns only once the batch is
@@ -17,16 +21,20 @@
 
 pub mod error;
 pub mod keys;
+pub mod postgres;
 pub mod query;
+pub mod retention;
 pub mod sqlite;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
 pub use error::StoreError;
 pub use keys::{ApiKey, Role};
+pub use postgres::PgStore;
 pub use query::{
     Cursor, EventQuery, GroupField, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter,
 };
+pub use retention::RetentionPolicy;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -129,4 +137,13 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// How many live keys exist.
     async fn count_keys(&self) -> Result<u64, StoreError>;
+}
+
+/// Whether a journaled event's facility is within `scope`.
+pub(crate) fn in_scope(bytes: &[u8], scope: &Scope) -> bool {
+    let Some(facilities) = scope else { return true };
+    let facility = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["facility"].as_str().map(str::to_owned));
+    facility.is_some_and(|f| facilities.contains(&f))
 }

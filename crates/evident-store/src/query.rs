@@ -224,6 +224,18 @@ pub struct Stats {
 /// Most groups a stats answer lists.
 pub const MAX_GROUPS: usize = 1000;
 
+/// The smallest string greater than every string starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &str) -> String {
+    let mut end: Vec<char> = prefix.chars().collect();
+    while let Some(last) = end.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            end.push(next);
+            return end.into_iter().collect();
+        }
+    }
+    String::from(char::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +249,12 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1:x")), None);
+    }
+
+    #[test]
+    fn prefix_range_end() {
+        assert_eq!(super::prefix_end("auth."), "auth/");
+        assert!("auth.login" < super::prefix_end("auth.").as_str());
+        assert!("autha" > super::prefix_end("auth.").as_str());
     }
 }

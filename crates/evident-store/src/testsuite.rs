@@ -338,3 +338,85 @@ pub async fn folds_summarize_exactly_once(store: &dyn EventStore) {
         .unwrap();
     assert!(none.is_none());
 }
+
+/// A PostgreSQL database of its own for one test, dropped when the value is.
+///
+/// Created on the server `EVIDENT_TEST_POSTGRES` names (a URL of a database to connect
+/// to for `CREATE DATABASE`), by default the local server's `test` database.
+pub struct ScratchPostgres {
+    admin_url: String,
+    name: String,
+    /// URL of the scratch database.
+    pub url: String,
+}
+
+/// The server tests create their databases on.
+#[allow(clippy::disallowed_methods)] // test support: the test environment picks the server
+pub fn postgres_admin_url() -> String {
+    std::env::var("EVIDENT_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl ScratchPostgres {
+    /// Creates an empty database with a unique name.
+    pub async fn create() -> Self {
+        let admin_url = postgres_admin_url();
+        let name = format!("evident_test_{}", Uuid::new_v4().simple());
+        let client = admin_client(&admin_url).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create a test database on {admin_url}: {e}"));
+        let mut config: tokio_postgres::Config = admin_url.parse().expect("admin URL");
+        config.dbname(&name);
+        let url = url_of(&config);
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+fn url_of(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("postgres");
+    let db = config.get_dbname().unwrap_or("postgres");
+    format!("postgres://{user}@{host}:{port}/{db}")
+}
+
+async fn admin_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url} (is it running?): {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Dropping runs outside any runtime the test may be shutting down.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let client = admin_client(&url).await;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Configuration file (YAML; see docs/evident.example.yaml). Without it, defaults apply.
     #[arg(long, env = "EVIDENT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Store events in PostgreSQL at this URL (postgres://user@host:port/db) instead of
+    /// the embedded store; the data directory then holds only keys and the address file.
+    #[arg(long, env = "EVIDENT_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = evident_ingest::Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -81,6 +85,9 @@ pub enum KeysCommand {
         /// Data directory of the service.
         #[arg(long, default_value = DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
         data_dir: PathBuf,
+        /// The service's PostgreSQL store, when it uses one.
+        #[arg(long, env = "EVIDENT_DATABASE_URL")]
+        database_url: Option<String>,
         /// What the key may do.
         #[arg(long, value_enum)]
         role: RoleArg,

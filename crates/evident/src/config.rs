@@ -3,8 +3,9 @@
 
 use anyhow::{Context, bail};
 use evident_ingest::PriorityRules;
-use evident_model::Priority;
+use evident_model::{Category, Priority};
 use evident_pipeline::PipelineConfig;
+use evident_store::RetentionPolicy;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,28 @@ struct ConfigFile {
     pipeline: PipelineSection,
     #[serde(default)]
     metrics: MetricsSection,
+    #[serde(default)]
+    storage: StorageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageSection {
+    /// `postgres://...`; absent means the embedded SQLite store in the data directory.
+    database_url: Option<String>,
+    #[serde(default)]
+    retention: RetentionSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    /// Category name → days.
+    #[serde(default)]
+    categories: BTreeMap<String, u32>,
+    /// Type prefix (ending in `.`) → days; wins over the category.
+    #[serde(default)]
+    types: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +82,29 @@ struct MetricsSection {
     require_key: bool,
 }
 
+/// The retention section, checked: known categories, type prefixes ending in a dot.
+fn retention(section: RetentionSection) -> anyhow::Result<RetentionPolicy> {
+    let mut categories = Vec::new();
+    for (name, days) in section.categories {
+        let Some(category) = Category::parse(&name) else {
+            bail!(
+                "storage.retention.categories: `{name}` is not a category ({})",
+                Category::ALL.map(Category::as_str).join(", ")
+            );
+        };
+        categories.push((category, days));
+    }
+    for prefix in section.types.keys() {
+        if !prefix.ends_with('.') {
+            bail!(
+                "storage.retention.types: `{prefix}` must be a type prefix ending in a dot, such as `debug.`"
+            );
+        }
+    }
+    RetentionPolicy::with_overrides(categories, section.types)
+        .map_err(|e| anyhow::anyhow!("storage.retention: {e}"))
+}
+
 /// Validated settings.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -68,6 +114,10 @@ pub struct Config {
     pub priorities: PriorityRules,
     /// Whether `/metrics` needs a read key.
     pub metrics_require_key: bool,
+    /// PostgreSQL URL from the file (the command line's `--database-url` wins).
+    pub database_url: Option<String>,
+    /// How long events are kept.
+    pub retention: RetentionPolicy,
 }
 
 impl Config {
@@ -172,6 +222,8 @@ impl Config {
             pipeline,
             priorities: PriorityRules::new(rules),
             metrics_require_key: file.metrics.require_key,
+            database_url: file.storage.database_url,
+            retention: retention(file.storage.retention)?,
         })
     }
 }
@@ -215,6 +267,8 @@ mod tests {
             c.priorities.priority_for("threat.sql.injection"),
             Some(Priority::Critical)
         );
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.retention.classes(), vec![30, 365, 730, 2557]);
     }
 
     #[test]
@@ -244,6 +298,18 @@ mod tests {
             (
                 "version: 1\npipeline: {type_priorities: {auth.login: extreme}}",
                 "extreme",
+            ),
+            (
+                "version: 1\nstorage: {retention: {categories: {securty: 10}}}",
+                "securty",
+            ),
+            (
+                "version: 1\nstorage: {retention: {types: {debug: 10}}}",
+                "ending in a dot",
+            ),
+            (
+                "version: 1\nstorage: {retention: {categories: {data: 0}}}",
+                "0 days",
             ),
         ] {
             let err = format!("{:#}", Config::parse(text).unwrap_err());

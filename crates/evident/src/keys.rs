@@ -2,7 +2,7 @@
 
 use crate::cli::{KeysArgs, KeysCommand, RoleArg};
 use anyhow::Context;
-use evident_store::{KeyStore, Role, SqliteStore};
+use evident_store::{KeyStore, PgStore, RetentionPolicy, Role, SqliteStore};
 use std::process::ExitCode;
 
 /// Runs a keys subcommand.
@@ -10,11 +10,21 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         KeysCommand::Create {
             data_dir,
+            database_url,
             role,
             facilities,
             label,
         } => {
-            let store = SqliteStore::open_shared(&data_dir).context("cannot open the store")?;
+            let store: Box<dyn KeyStore> = match database_url {
+                Some(url) => Box::new(
+                    PgStore::connect(&url, RetentionPolicy::default())
+                        .await
+                        .context("cannot open the PostgreSQL store")?,
+                ),
+                None => {
+                    Box::new(SqliteStore::open_shared(&data_dir).context("cannot open the store")?)
+                }
+            };
             let role = match role {
                 RoleArg::Ingest => Role::Ingest,
                 RoleArg::Read => Role::Read,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use evident_api::{AppState, router};
 use evident_ingest::Limits;
 use evident_pipeline::Pipeline;
-use evident_store::{KeyStore, Role, SqliteStore};
+use evident_store::{EventStore, KeyStore, PgStore, Role, SqliteStore};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -21,21 +21,15 @@ pub const ADDR_FILE: &str = "evident.addr";
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
-    let store = SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?;
-    ensure_admin_key(&store, &args.data_dir).await?;
-    if let Some(mb) = args.max_db_size_mb {
-        store
-            .limit_size(mb * 1024 * 1024)
-            .context("cannot cap the database size")?;
-    }
-    let store = Arc::new(store);
+    let (store, keys, maintenance) = open_store(&args, &config).await?;
+    ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_events: args.max_events,
         ..Limits::default()
     };
-    let mut state = AppState::new(store.clone(), store.clone(), pipeline.clone(), limits);
+    let mut state = AppState::new(store.clone(), keys, pipeline.clone(), limits);
     state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
     state.priorities = Arc::new(config.priorities.clone());
     state.metrics_require_key = config.metrics_require_key;
@@ -64,12 +58,73 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
+    if let Some(task) = maintenance {
+        task.abort();
+    }
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
 }
 
+/// The event and key store: PostgreSQL when a database URL is given (command line first,
+/// then the config file), else the embedded store in the data directory. With
+/// PostgreSQL, also the task that keeps partitions ahead and enforces retention.
+async fn open_store(
+    args: &ServeArgs,
+    config: &Config,
+) -> anyhow::Result<(
+    Arc<dyn EventStore>,
+    Arc<dyn KeyStore>,
+    Option<tokio::task::JoinHandle<()>>,
+)> {
+    match args.database_url.as_ref().or(config.database_url.as_ref()) {
+        Some(url) => {
+            if args.max_db_size_mb.is_some() {
+                anyhow::bail!(
+                    "--max-db-size-mb applies to the embedded store only; size PostgreSQL with its own quotas"
+                );
+            }
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+            let store = PgStore::connect(url, config.retention.clone())
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
+            let maintenance = store.spawn_maintenance(MAINTENANCE_EVERY);
+            let store = Arc::new(store);
+            Ok((store.clone(), store, Some(maintenance)))
+        }
+        None => {
+            let store =
+                SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?;
+            if let Some(mb) = args.max_db_size_mb {
+                store
+                    .limit_size(mb * 1024 * 1024)
+                    .context("cannot cap the database size")?;
+            }
+            let store = Arc::new(store);
+            Ok((store.clone(), store, None))
+        }
+    }
+}
+
+/// How often partitions are created ahead and retention is enforced.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// On a store with no keys, creates an admin key and writes it to `DIR/admin.key` (0600).
-async fn ensure_admin_key(store: &SqliteStore, data_dir: &Path) -> anyhow::Result<()> {
+async fn ensure_admin_key(store: &dyn KeyStore, data_dir: &Path) -> anyhow::Result<()> {
     if store.count_keys().await? > 0 {
         return Ok(());
     }

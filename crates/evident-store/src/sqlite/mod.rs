@@ -243,7 +243,7 @@ impl EventStore for SqliteStore {
                     .unwrap_or_else(PoisonError::into_inner)
                     .get(id)?;
                 Ok(journaled
-                    .filter(|bytes| in_scope(bytes, &scope))
+                    .filter(|bytes| crate::in_scope(bytes, &scope))
                     .map(|bytes| StoredEvent { seq: 0, bytes }))
             }
         })
@@ -333,12 +333,3 @@ impl EventStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
-
-/// Whether a journaled event's facility is within `scope`.
-fn in_scope(bytes: &[u8], scope: &Scope) -> bool {
-    let Some(facilities) = scope else { return true };
-    let facility = serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v["facility"].as_str().map(str::to_owned));
-    facility.is_some_and(|f| facilities.contains(&f))
-}

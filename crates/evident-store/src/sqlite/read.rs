@@ -6,7 +6,7 @@
 use crate::error::StoreError;
 use crate::query::{
     Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery,
-    StoredEvent, TypeFilter,
+    StoredEvent, TypeFilter, prefix_end,
 };
 use evident_model::Severity;
 use rusqlite::types::Value as Sql;
@@ -105,18 +105,6 @@ fn event_filter(q: &EventQuery) -> Filter {
     }
     f.scope(&q.scope);
     f
-}
-
-/// The smallest string greater than every string starting with `prefix`.
-fn prefix_end(prefix: &str) -> String {
-    let mut end: Vec<char> = prefix.chars().collect();
-    while let Some(last) = end.pop() {
-        if let Some(next) = char::from_u32(last as u32 + 1) {
-            end.push(next);
-            return end.into_iter().collect();
-        }
-    }
-    String::from(char::MAX)
 }
 
 pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Result<Page, StoreError> {
@@ -284,16 +272,4 @@ pub(crate) fn dead_letters(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_range_end() {
-        assert_eq!(prefix_end("auth."), "auth/");
-        assert!("auth.login" < prefix_end("auth.").as_str());
-        assert!("autha" > prefix_end("auth.").as_str());
-    }
 }

@@ -1,4 +1,5 @@
-//! evident's end-to-end tests: the real binary, a real HTTP server on 127.0.0.1, real SQLite.
+//! evident's end-to-end tests: the real binary, a real HTTP server on 127.0.0.1, real SQLite
+//! and a real PostgreSQL server.
 
 mod auth;
 mod bad_input;
@@ -6,5 +7,6 @@ mod cli;
 mod common;
 mod crash;
 mod pipeline;
+mod postgres;
 mod query;
 mod shapes;

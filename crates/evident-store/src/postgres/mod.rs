@@ -1,0 +1,373 @@
+//! The PostgreSQL backend: for plants that keep years of events.
+//!
+//! A small connection pool serves everything; one append runs as one transaction (event
+//! ids first, then the new events by binary COPY into monthly partitions per retention
+//! class). A background job creates next months' partitions ahead of time and enforces
+//! retention by dropping or trimming whole partitions. Critical events are journaled in
+//! a table of their own, committed without waiting behind a bulk append.
+
+mod keys;
+mod partitions;
+mod read;
+mod schema;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use partitions::RetentionReport;
+
+use crate::error::StoreError;
+use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
+use crate::retention::RetentionPolicy;
+use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use evident_model::{EncodedEvent, unix_micros};
+use partitions::{PartitionKey, Partitions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// Connections kept in the pool.
+const POOL_SIZE: usize = 16;
+/// How long a caller waits for a connection (or for PostgreSQL to accept one) before the
+/// operation fails: a store that is down must not hang requests.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Months of partitions created ahead of the current one.
+const MONTHS_AHEAD: usize = 2;
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    partitions: Partitions,
+    policy: RetentionPolicy,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), checks that commits are
+    /// durable, applies migrations, moves events a crash left in the critical journal
+    /// into the store, and creates partitions for this month and the next ones.
+    pub async fn connect(url: &str, policy: RetentionPolicy) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Database(format!("connection pool: {e}")))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool,
+                partitions: Partitions::default(),
+                policy,
+            }),
+        };
+        let mut client = store.client().await?;
+        schema::check_durable(&client).await?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        store.create_partitions_ahead().await?;
+        store.recover_journal().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Database(format!("PostgreSQL connection: {e}")))
+    }
+
+    /// Creates this month's and the next months' partitions of every retention class.
+    pub async fn create_partitions_ahead(&self) -> Result<(), StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut keys = Vec::new();
+        for days in self.inner.policy.classes() {
+            let mut key = PartitionKey::of(i32::try_from(days).unwrap_or(i32::MAX), now);
+            for _ in 0..=MONTHS_AHEAD {
+                keys.push(key);
+                key = key.next();
+            }
+        }
+        let client = self.client().await?;
+        self.inner.partitions.ensure(&**client, keys).await
+    }
+
+    /// Drops partitions past their retention and trims the one each class's cutoff falls
+    /// in, as of `now`.
+    pub async fn enforce_retention(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<RetentionReport, StoreError> {
+        let client = self.client().await?;
+        partitions::enforce(&client, &self.inner.partitions, now).await
+    }
+
+    /// Every `every`, creates the coming months' partitions and enforces retention,
+    /// logging what it dropped; failures are logged and retried at the next round.
+    pub fn spawn_maintenance(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                if let Err(error) = store.create_partitions_ahead().await {
+                    tracing::warn!(%error, "could not create the coming months' partitions");
+                }
+                match store
+                    .enforce_retention(time::OffsetDateTime::now_utc())
+                    .await
+                {
+                    Ok(report) if report.dropped.is_empty() && report.trimmed == 0 => {}
+                    Ok(report) => tracing::info!(
+                        dropped = ?report.dropped,
+                        trimmed = report.trimmed,
+                        "retention enforced"
+                    ),
+                    Err(error) => tracing::warn!(%error, "could not enforce retention"),
+                }
+            }
+        })
+    }
+
+    async fn recover_journal(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT body FROM critical_journal", &[])
+            .await?;
+        drop(client);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            let body: String = row.get(0);
+            let event: evident_model::Event = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Database(format!("critical journal entry: {e}")))?;
+            ids.push(event.id);
+            events.push(EncodedEvent {
+                event,
+                bytes: body.into_bytes(),
+            });
+        }
+        let n = events.len();
+        self.append(events.into()).await?;
+        self.forget_journaled(ids).await?;
+        tracing::info!(
+            events = n,
+            "moved critical events from the journal into the store"
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError> {
+        let mut client = self.client().await?;
+        write::append(
+            &mut client,
+            &self.inner.partitions,
+            &self.inner.policy,
+            &batch,
+        )
+        .await
+    }
+
+    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let body = String::from_utf8_lossy(&event.bytes).replace('\0', "\u{fffd}");
+        let now = unix_micros(time::OffsetDateTime::now_utc());
+        client
+            .execute(
+                "INSERT INTO dead_letters (event_id, body, error, failed_at) VALUES ($1, $2, $3, $4)",
+                &[&event.event.id, &body, &error.replace('\0', "\u{fffd}"), &now],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, body, error, failed_at FROM dead_letters ORDER BY id LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeadLetter {
+                id: r.get(0),
+                bytes: r.get::<_, String>(1).into_bytes(),
+                error: r.get(2),
+                failed_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM dead_letters WHERE id = ANY($1)", &[&ids])
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        if let Some(found) = read::get(&client, id, &scope).await? {
+            return Ok(Some(found));
+        }
+        // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
+        let journaled = client
+            .query_opt("SELECT body FROM critical_journal WHERE id = $1", &[&id])
+            .await?;
+        Ok(journaled
+            .map(|r| r.get::<_, String>(0).into_bytes())
+            .filter(|bytes| crate::in_scope(bytes, &scope))
+            .map(|bytes| StoredEvent { seq: 0, bytes }))
+    }
+
+    async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
+        let client = self.client().await?;
+        read::query(&client, &query).await
+    }
+
+    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
+        let client = self.client().await?;
+        read::stats(&client, &query).await
+    }
+
+    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = batch.iter().map(|e| e.event.id).collect();
+        let bodies = batch
+            .iter()
+            .map(|e| {
+                String::from_utf8(e.bytes.clone())
+                    .map_err(|err| StoreError::Rejected(format!("event body is not UTF-8: {err}")))
+            })
+            .collect::<Result<Vec<String>, _>>()?;
+        client
+            .execute(
+                "INSERT INTO critical_journal (id, body) SELECT * FROM unnest($1::uuid[], $2::text[])
+                 ON CONFLICT (id) DO NOTHING",
+                &[&ids, &bodies],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // No need to wait for the flush: a removal lost in a crash only means recovery
+        // moves the event again, and the store ignores an id it already holds.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
+        tx.execute("DELETE FROM critical_journal WHERE id = ANY($1)", &[&ids])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError> {
+        let client = self.client().await?;
+        let (ids, intos): (Vec<Uuid>, Vec<Uuid>) = folds.iter().copied().unzip();
+        let now = unix_micros(time::OffsetDateTime::now_utc());
+        let new: std::collections::HashSet<Uuid> = client
+            .query(
+                "INSERT INTO folds (id, into_id, folded_at)
+                 SELECT f.id, f.into_id, $3 FROM unnest($1::uuid[], $2::uuid[]) AS f(id, into_id)
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                &[&ids, &intos, &now],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids
+            .iter()
+            .map(|id| new.contains(id) && seen.insert(*id))
+            .collect())
+    }
+
+    async fn summarize_folds(
+        &self,
+        into: Uuid,
+        build: SummaryBuilder,
+    ) -> Result<Option<(u64, Appended)>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Locks the window's folds, so two closers cannot both summarize them.
+        let rows = tx
+            .query(
+                "SELECT id FROM folds WHERE into_id = $1 AND NOT summarized FOR UPDATE",
+                &[&into],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let count = rows.len() as u64;
+        let summary = build(count);
+        let days = i32::try_from(self.inner.policy.days_for(&summary.event)).unwrap_or(i32::MAX);
+        self.inner
+            .partitions
+            .ensure(&*tx, [PartitionKey::of(days, summary.event.time)])
+            .await?;
+        let appended = write::insert(&tx, std::slice::from_ref(&summary), &[days]).await?;
+        tx.execute(
+            "UPDATE folds SET summarized = true WHERE into_id = $1 AND NOT summarized",
+            &[&into],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(appended.first().map(|a| (count, *a)))
+    }
+
+    async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT DISTINCT into_id FROM folds WHERE NOT summarized",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Fails on a read-only server or transaction; does not wait for the writer.
+        tx.query("SELECT 1 FROM commit_seq FOR UPDATE SKIP LOCKED", &[])
+            .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! Monthly partitions per retention class: created ahead of time and on demand, dropped or
+//! trimmed when their retention has passed.
+//!
+//! `events` is partitioned by list on `retention_days` into `events_r{days}`, each by
+//! range on event time into `events_r{days}_{yyyymm}`. DDL cannot take parameters; the
+//! names and bounds in it are built only from integers evident computes, never from
+//! anything a client sent.
+
+use crate::error::StoreError;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+
+use tokio_postgres::{Client, GenericClient};
+
+/// A partition: retention class (days) and month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct PartitionKey {
+    pub days: i32,
+    pub year: i32,
+    pub month: u8,
+}
+
+impl PartitionKey {
+    /// The partition holding an event of class `days` at `time`.
+    pub(crate) fn of(days: i32, time: OffsetDateTime) -> Self {
+        let utc = time.to_offset(time::UtcOffset::UTC);
+        Self {
+            days,
+            year: utc.year(),
+            month: u8::from(utc.month()),
+        }
+    }
+
+    fn table(&self) -> String {
+        format!("events_r{}_{:04}{:02}", self.days, self.year, self.month)
+    }
+
+    fn start(&self) -> OffsetDateTime {
+        month_start(self.year, self.month)
+    }
+
+    fn end(&self) -> OffsetDateTime {
+        if self.month == 12 {
+            month_start(self.year + 1, 1)
+        } else {
+            month_start(self.year, self.month + 1)
+        }
+    }
+
+    /// The following month's partition of the same class.
+    pub(crate) fn next(&self) -> Self {
+        let end = self.end();
+        Self::of(self.days, end)
+    }
+
+    /// Parses a partition table name this module made.
+    fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("events_r")?;
+        let (days, ym) = rest.split_once('_')?;
+        if ym.len() != 6 {
+            return None;
+        }
+        Some(Self {
+            days: days.parse().ok()?,
+            year: ym[..4].parse().ok()?,
+            month: ym[4..].parse().ok()?,
+        })
+    }
+}
+
+fn month_start(year: i32, month: u8) -> OffsetDateTime {
+    let month = Month::try_from(month).unwrap_or(Month::January);
+    let date = Date::from_calendar_date(year, month, 1).unwrap_or(Date::MIN);
+    PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()
+}
+
+fn timestamp(t: OffsetDateTime) -> String {
+    // RFC 3339 in UTC: a literal PostgreSQL reads unambiguously.
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Partitions known to exist, so the write path asks the catalog only for new months.
+#[derive(Default)]
+pub(crate) struct Partitions {
+    known: Mutex<HashSet<PartitionKey>>,
+}
+
+impl Partitions {
+    /// Creates whichever of `keys` do not exist yet (each in its own statement).
+    pub(crate) async fn ensure(
+        &self,
+        client: &impl GenericClient,
+        keys: impl IntoIterator<Item = PartitionKey>,
+    ) -> Result<(), StoreError> {
+        let missing: Vec<PartitionKey> = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            let mut missing: Vec<_> = keys.into_iter().filter(|k| !known.contains(k)).collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        for key in missing {
+            create(client, key).await?;
+            self.known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
+        }
+        Ok(())
+    }
+
+    /// Forgets a dropped partition.
+    fn forget(&self, key: &PartitionKey) {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+async fn create(client: &impl GenericClient, key: PartitionKey) -> Result<(), StoreError> {
+    let class = format!("events_r{}", key.days);
+    let ddl = format!(
+        "CREATE TABLE IF NOT EXISTS {class} PARTITION OF events FOR VALUES IN ({days}) PARTITION BY RANGE (time);
+         CREATE TABLE IF NOT EXISTS {table} PARTITION OF {class} FOR VALUES FROM ('{from}') TO ('{to}');",
+        days = key.days,
+        table = key.table(),
+        from = timestamp(key.start()),
+        to = timestamp(key.end()),
+    );
+    match client.batch_execute(&ddl).await {
+        Ok(()) => Ok(()),
+        // Another server created it between our check and our statement.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What one retention pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Partitions dropped whole.
+    pub dropped: Vec<String>,
+    /// Events deleted from partitions only partly expired.
+    pub trimmed: u64,
+}
+
+/// Rows deleted per statement when trimming, so no statement holds locks for long.
+const TRIM_CHUNK: i64 = 10_000;
+
+/// Drops every partition whose whole month is past its class's retention, trims expired
+/// rows from the partition the cutoff falls in, and removes the ids of what went.
+pub(crate) async fn enforce(
+    client: &Client,
+    partitions: &Partitions,
+    now: OffsetDateTime,
+) -> Result<RetentionReport, StoreError> {
+    let rows = client
+        .query(
+            "SELECT c.relname FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent
+              WHERE p.relname LIKE 'events\\_r%' AND p.relnamespace = current_schema()::regnamespace",
+            &[],
+        )
+        .await?;
+    let mut keys: Vec<PartitionKey> = rows
+        .iter()
+        .filter_map(|r| PartitionKey::parse(r.get::<_, &str>(0)))
+        .collect();
+    keys.sort_unstable();
+    let mut report = RetentionReport::default();
+    for key in keys {
+        let cutoff = now - time::Duration::days(key.days.into());
+        if key.end() <= cutoff {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", key.table()))
+                .await?;
+            partitions.forget(&key);
+            trim_ids(client, key.days, key.start(), key.end()).await?;
+            report.dropped.push(key.table());
+        } else if key.start() < cutoff {
+            report.trimmed += trim(client, &key, cutoff).await?;
+            trim_ids(client, key.days, key.start(), cutoff).await?;
+        }
+    }
+    Ok(report)
+}
+
+async fn trim(
+    client: &Client,
+    key: &PartitionKey,
+    cutoff: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE time < $1 LIMIT $2)",
+        table = key.table()
+    );
+    let mut total = 0;
+    loop {
+        let n = client.execute(&sql, &[&cutoff, &TRIM_CHUNK]).await?;
+        total += n;
+        if n < TRIM_CHUNK as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+async fn trim_ids(
+    client: &Client,
+    days: i32,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<(), StoreError> {
+    loop {
+        let n = client
+            .execute(
+                "DELETE FROM event_ids WHERE id IN (SELECT id FROM event_ids
+                   WHERE retention_days = $1 AND time >= $2 AND time < $3 LIMIT $4)",
+                &[&days, &from, &to, &TRIM_CHUNK],
+            )
+            .await?;
+        if n < TRIM_CHUNK as u64 {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn keys_name_and_bound_their_month() {
+        let k = PartitionKey::of(30, datetime!(2024-12-31 23:59:59 UTC));
+        assert_eq!(k.table(), "events_r30_202412");
+        assert_eq!(k.start(), datetime!(2024-12-01 00:00:00 UTC));
+        assert_eq!(k.end(), datetime!(2025-01-01 00:00:00 UTC));
+        assert_eq!(k.next().table(), "events_r30_202501");
+        assert_eq!(PartitionKey::parse("events_r30_202412"), Some(k));
+        assert_eq!(PartitionKey::parse("events_r30"), None);
+        let shifted = PartitionKey::of(30, datetime!(2025-01-01 01:00:00 +02:00));
+        assert_eq!(
+            shifted.table(),
+            "events_r30_202412",
+            "months are UTC months"
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The service on PostgreSQL: the API over a scratch database on the local server, and a
+//! restart of a PostgreSQL server of the test's own under load.
+
+use crate::common::Server;
+use evident_store::testsuite::ScratchPostgres;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn the_api_works_the_same_on_postgres() {
+    let db = ScratchPostgres::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--database-url", &db.url]);
+    let body: String = (0..30)
+        .map(|i| {
+            json!({"type": if i % 3 == 0 { "auth.login.failure" } else { "station.operation" },
+                   "severity": if i % 10 == 0 { "high" } else { "info" },
+                   "actor": {"user_id": format!("u{}", i % 4)},
+                   "data": {"station_id": format!("STN-{}", i % 5), "n": i}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (status, ack) = server
+        .post(Some(&server.key), Some("application/x-ndjson"), body)
+        .await;
+    assert_eq!(status, 202, "{ack}");
+    assert_eq!(ack["stored"], 30);
+    let id = ack["ids"][7].as_str().unwrap().to_owned();
+    let one = server.get_ok(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(one["data"]["n"], 7);
+    let count = |v: &Value| v["events"].as_array().unwrap().len();
+    let by_type = server
+        .get_ok("/api/v1/events?type=auth.login.failure")
+        .await;
+    assert_eq!(count(&by_type), 10);
+    let by_user = server.get_ok("/api/v1/events?user_id=u1&limit=100").await;
+    assert_eq!(count(&by_user), 8);
+    let by_data = server
+        .get_ok("/api/v1/events?data.station_id=STN-2&limit=100")
+        .await;
+    assert_eq!(count(&by_data), 6);
+    let by_number = server.get_ok("/api/v1/events?data.n=12").await;
+    assert_eq!(count(&by_number), 1);
+    let high = server.get_ok("/api/v1/events?severity=high").await;
+    assert_eq!(count(&high), 3);
+    let mut seen = Vec::new();
+    let mut next = "/api/v1/events?limit=7".to_owned();
+    loop {
+        let page = server.get_ok(&next).await;
+        seen.extend(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("/api/v1/events?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 30, "pages cover every event once");
+}
+
+/// A PostgreSQL server of the test's own, in a temporary directory, on a free port.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let as_root = run_output(Command::new("id").arg("-u")).trim() == "0";
+        if as_root {
+            // PostgreSQL refuses to run as root: the cluster belongs to `postgres`.
+            std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self { dir, port };
+        let mut initdb = pg.command("initdb");
+        initdb
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(pg.data());
+        run_output(&mut initdb);
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let bin = run_output(Command::new("pg_config").arg("--bindir"));
+        let path = Path::new(bin.trim()).join(program);
+        let as_root = run_output(Command::new("id").arg("-u")).trim() == "0";
+        if as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut start = self.command("pg_ctl");
+        start
+            .args(["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("start");
+        run_output(&mut start);
+    }
+
+    /// Stops the server as a crash would (`-m immediate`: no checkpoint, no goodbye).
+    fn crash(&self) {
+        let mut stop = self.command("pg_ctl");
+        stop.args(["-w", "-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop");
+        run_output(&mut stop);
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let mut stop = self.command("pg_ctl");
+        stop.args(["-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop");
+        stop.output().ok();
+    }
+}
+
+fn run_output(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_load_loses_and_duplicates_nothing() {
+    let pg = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(Server::start_with(
+        dir.path(),
+        &["--database-url", &pg.url()],
+    ));
+    let acked: Arc<Mutex<HashMap<String, ()>>> = Arc::default();
+    let refusals = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for client in 0..4 {
+        let (server, acked, refusals, stop) = (
+            server.clone(),
+            acked.clone(),
+            refusals.clone(),
+            stop.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Client-side ids make a retried batch safe: it is stored once.
+                let ids: Vec<String> = (0..20).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+                // Each event differs in its data, so deduplication folds none of them.
+                let body: String = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        json!({"id": id, "type": "station.operation", "data": {"client": client, "n": n, "i": i}})
+                            .to_string()
+                            + "\n"
+                    })
+                    .collect();
+                n += 1;
+                loop {
+                    let (status, ack) = server
+                        .post(Some(&server.key), Some("application/x-ndjson"), body.clone())
+                        .await;
+                    if status == 202 {
+                        let mut acked = acked.lock().unwrap();
+                        for id in &ids {
+                            acked.insert(id.clone(), ());
+                        }
+                        break;
+                    }
+                    assert!(
+                        status == 503 || status == 429,
+                        "while PostgreSQL is away ingest backs off with 503/429, got {status}: {ack}"
+                    );
+                    refusals.lock().unwrap().push(status.as_u16());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = acked.lock().unwrap().len();
+    assert!(before > 0, "load was flowing before the restart");
+    tokio::task::block_in_place(|| pg.crash());
+    // While it is down, readiness fails.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if crate::common::probe_status(&server.url, "/readyz") == Some(503) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz kept answering 200 with PostgreSQL down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| pg.up());
+    // Work resumes: more acknowledgements after the restart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let resumed_at = acked.lock().unwrap().len();
+    while acked.lock().unwrap().len() < resumed_at + 200 {
+        assert!(
+            Instant::now() < deadline,
+            "ingest did not resume after PostgreSQL came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    // Every acknowledged id is stored exactly once.
+    let mut stored: HashMap<String, usize> = HashMap::new();
+    let mut next = "/api/v1/events?limit=1000".to_owned();
+    loop {
+        let page = server.get_ok(&next).await;
+        for e in page["events"].as_array().unwrap() {
+            *stored
+                .entry(e["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => next = format!("/api/v1/events?limit=1000&cursor={c}"),
+            None => break,
+        }
+    }
+    let acked = acked.lock().unwrap();
+    let missing = acked.keys().filter(|id| !stored.contains_key(*id)).count();
+
+    let doubled = stored.values().filter(|n| **n > 1).count();
+    assert_eq!(missing, 0, "acknowledged events missing after the restart");
+    assert_eq!(doubled, 0, "events stored twice");
+    eprintln!(
+        "{} events acknowledged, {} refusals while PostgreSQL was down",
+        acked.len(),
+        refusals.lock().unwrap().len()
+    );
+}

@@ -1,6 +1,6 @@
 //! How long events are kept: a number of days per category, with overrides per event
-//! type prefix. Both stores enforce it: PostgreSQL by dropping and trimming monthly
-//! partitions of each retention class, SQLite by deleting expired rows in small batches.
+//! type prefix. The PostgreSQL store enforces it by dropping and trimming monthly
+//! partitions of each retention class; the embedded store does not enforce it yet.
 
 use evident_model::{Category, Event};
 use std::collections::BTreeMap;

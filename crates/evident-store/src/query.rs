@@ -224,6 +224,20 @@ pub struct Stats {
 /// Most groups a stats answer lists.
 pub const MAX_GROUPS: usize = 1000;
 
+/// The SQL pieces of a stats grouping: the select list's leading columns (`a, b, `) and
+/// the `GROUP BY` clause (empty without grouping). Column names come from the closed
+/// [`GroupField`] set, never from the request.
+pub(crate) fn group_sql(fields: &[GroupField]) -> (String, String) {
+    let cols: Vec<&str> = fields.iter().map(|g| g.as_str()).collect();
+    let select = cols.iter().map(|c| format!("{c}, ")).collect();
+    let group = if cols.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", cols.join(", "))
+    };
+    (select, group)
+}
+
 /// The smallest string greater than every string starting with `prefix`.
 pub(crate) fn prefix_end(prefix: &str) -> String {
     let mut end: Vec<char> = prefix.chars().collect();

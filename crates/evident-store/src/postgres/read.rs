@@ -6,7 +6,7 @@
 use crate::error::StoreError;
 use crate::query::{
     Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery,
-    StoredEvent, TypeFilter,
+    StoredEvent, TypeFilter, group_sql,
 };
 use evident_model::Severity;
 use time::OffsetDateTime;
@@ -254,21 +254,14 @@ async fn groups(
     q: &StatsQuery,
     f: &Filter,
 ) -> Result<Vec<GroupCount>, StoreError> {
-    // Column names come from the closed `GroupField` set, never from the request.
-    let cols: Vec<&str> = q.group_by.iter().map(|g| g.as_str()).collect();
-    let select = cols.iter().map(|c| format!("{c}, ")).collect::<String>();
-    let group = if cols.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", cols.join(", "))
-    };
+    let (select, group) = group_sql(&q.group_by);
     let sql = format!(
         "SELECT {select}COUNT(*) AS n, MIN({MICROS}), MAX({MICROS}) FROM events{}{group} HAVING COUNT(*) > 0 ORDER BY n DESC LIMIT {MAX_GROUPS}",
         f.sql()
     );
     let mut out = Vec::new();
     for row in client.query(&sql, &f.params()).await? {
-        let mut key = Vec::with_capacity(cols.len());
+        let mut key = Vec::with_capacity(q.group_by.len());
         for (i, field) in q.group_by.iter().enumerate() {
             key.push(match field {
                 GroupField::Severity | GroupField::Priority => row
@@ -279,7 +272,7 @@ async fn groups(
                 _ => row.get::<_, Option<String>>(i),
             });
         }
-        let n = cols.len();
+        let n = q.group_by.len();
         out.push(GroupCount {
             key,
             count: row.get::<_, i64>(n) as u64,

@@ -6,7 +6,7 @@
 use crate::error::StoreError;
 use crate::query::{
     Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery,
-    StoredEvent, TypeFilter, prefix_end,
+    StoredEvent, TypeFilter, group_sql, prefix_end,
 };
 use evident_model::Severity;
 use rusqlite::types::Value as Sql;
@@ -195,14 +195,7 @@ pub(crate) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
 }
 
 fn groups(conn: &Connection, q: &StatsQuery, f: &Filter) -> Result<Vec<GroupCount>, StoreError> {
-    // Column names come from the closed `GroupField` set, never from the request.
-    let cols: Vec<&str> = q.group_by.iter().map(|g| g.as_str()).collect();
-    let select = cols.iter().map(|c| format!("{c}, ")).collect::<String>();
-    let group = if cols.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", cols.join(", "))
-    };
+    let (select, group) = group_sql(&q.group_by);
     let sql = format!(
         "SELECT {select}COUNT(*) AS n, MIN(time), MAX(time) FROM events{}{group} HAVING n > 0 ORDER BY n DESC LIMIT {MAX_GROUPS}",
         f.sql()
@@ -211,11 +204,11 @@ fn groups(conn: &Connection, q: &StatsQuery, f: &Filter) -> Result<Vec<GroupCoun
     let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let mut key = Vec::with_capacity(cols.len());
+        let mut key = Vec::with_capacity(q.group_by.len());
         for (i, field) in q.group_by.iter().enumerate() {
             key.push(group_value(row, i, *field)?);
         }
-        let n = cols.len();
+        let n = q.group_by.len();
         out.push(GroupCount {
             key,
             count: row.get::<_, i64>(n)? as u64,

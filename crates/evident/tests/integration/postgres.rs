@@ -5,7 +5,7 @@ use crate::common::Server;
 use evident_store::testsuite::ScratchPostgres;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,6 +73,10 @@ async fn the_api_works_the_same_on_postgres() {
 struct PrivatePostgres {
     dir: tempfile::TempDir,
     port: u16,
+    /// PostgreSQL's program directory (`pg_config --bindir`).
+    bindir: PathBuf,
+    /// Whether the test runs as root (then PostgreSQL runs as the `postgres` user).
+    as_root: bool,
 }
 
 impl PrivatePostgres {
@@ -92,7 +96,13 @@ impl PrivatePostgres {
             .local_addr()
             .unwrap()
             .port();
-        let pg = Self { dir, port };
+        let bindir = PathBuf::from(run_output(Command::new("pg_config").arg("--bindir")).trim());
+        let pg = Self {
+            dir,
+            port,
+            bindir,
+            as_root,
+        };
         let mut initdb = pg.command("initdb");
         initdb
             .args(["-A", "trust", "-U", "postgres", "-D"])
@@ -111,10 +121,8 @@ impl PrivatePostgres {
     }
 
     fn command(&self, program: &str) -> Command {
-        let bin = run_output(Command::new("pg_config").arg("--bindir"));
-        let path = Path::new(bin.trim()).join(program);
-        let as_root = run_output(Command::new("id").arg("-u")).trim() == "0";
-        if as_root {
+        let path = self.bindir.join(program);
+        if self.as_root {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(path);
             c

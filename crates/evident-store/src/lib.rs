@@ -34,7 +34,7 @@ pub use postgres::PgStore;
 pub use query::{
     Cursor, EventQuery, GroupField, Page, Scope, Stats, StatsQuery, StoredEvent, TypeFilter,
 };
-pub use retention::RetentionPolicy;
+pub use retention::{RetentionPolicy, RetentionReport, spawn_maintenance};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -119,6 +119,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Checks the store can take a write now (without writing anything).
     async fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Periodic housekeeping as of `now`: removes events past the store's retention
+    /// policy (and prepares storage ahead where the backend needs it).
+    async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError>;
 }
 
 /// API key storage.

@@ -1,9 +1,45 @@
 //! How long events are kept: a number of days per category, with overrides per event
-//! type prefix. The PostgreSQL store enforces it by dropping and trimming monthly
-//! partitions of each retention class; the embedded store does not enforce it yet.
+//! type prefix. Both stores enforce it from [`crate::EventStore::maintain`]: PostgreSQL by
+//! dropping and trimming monthly partitions of each retention class, SQLite by deleting
+//! expired events in small batches. [`spawn_maintenance`] runs it periodically.
 
+use crate::EventStore;
 use evident_model::{Category, Event};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one maintenance pass removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Events removed because their retention had passed.
+    pub removed: u64,
+    /// Partitions dropped whole (PostgreSQL).
+    pub dropped_partitions: Vec<String>,
+}
+
+/// Runs [`EventStore::maintain`] now and then every `every`, logging what retention
+/// removed; a failed pass is logged and tried again at the next round.
+pub fn spawn_maintenance(
+    store: Arc<dyn EventStore>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match store.maintain(time::OffsetDateTime::now_utc()).await {
+                Ok(report) if report == RetentionReport::default() => {}
+                Ok(report) => tracing::info!(
+                    removed = report.removed,
+                    dropped = ?report.dropped_partitions,
+                    "retention enforced"
+                ),
+                Err(error) => tracing::warn!(%error, "store maintenance failed"),
+            }
+        }
+    })
+}
 
 /// Days in seven years, the default for security-relevant categories.
 const SEVEN_YEARS: u32 = 7 * 365 + 2;
@@ -81,6 +117,16 @@ impl RetentionPolicy {
             .map(|(_, days)| *days)
             .or_else(|| self.categories.get(&event.category).copied())
             .unwrap_or(SEVEN_YEARS)
+    }
+
+    /// `(type prefix, days)` overrides, longest prefix first.
+    pub fn type_rules(&self) -> &[(String, u32)] {
+        &self.types
+    }
+
+    /// `(category, days)` for every category.
+    pub fn category_rules(&self) -> impl Iterator<Item = (Category, u32)> + '_ {
+        self.categories.iter().map(|(c, d)| (*c, *d))
     }
 
     /// Every distinct number of days the policy hands out (the retention classes).

@@ -339,6 +339,51 @@ pub async fn folds_summarize_exactly_once(store: &dyn EventStore) {
     assert!(none.is_none());
 }
 
+/// Retention under the default policy as of 2024-04-10: 30-day `debug.*` events from
+/// January and early March go, the late-March one and a January login (7 years) stay,
+/// and sequence numbers keep growing even though the newest event expired.
+pub async fn retention_removes_expired_events(
+    store: &dyn EventStore,
+) -> crate::retention::RetentionReport {
+    use time::macros::datetime;
+    let at = |t: OffsetDateTime, ty: &str| {
+        let mut e = event(ty, 0, Severity::Info).event;
+        e.time = t;
+        EncodedEvent::new(e)
+    };
+    let old_login = at(datetime!(2024-01-10 00:00 UTC), "auth.login");
+    let boundary_new = at(datetime!(2024-03-20 00:00 UTC), "debug.trace");
+    let old_debug = at(datetime!(2024-01-10 00:00 UTC), "debug.trace");
+    let boundary_old = at(datetime!(2024-03-02 00:00 UTC), "debug.trace");
+    let batch = vec![
+        old_login.clone(),
+        boundary_new.clone(),
+        old_debug.clone(),
+        boundary_old.clone(),
+    ];
+    let stored = store.append(batch.into()).await.unwrap();
+    assert_eq!(stored.last(), Some(&Appended::Stored(4)));
+    let report = store
+        .maintain(datetime!(2024-04-10 00:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, 2, "{report:?}");
+    for (e, kept) in [
+        (&old_login, true),
+        (&boundary_new, true),
+        (&old_debug, false),
+        (&boundary_old, false),
+    ] {
+        let found = store.get(e.event.id, None).await.unwrap().is_some();
+        assert_eq!(found, kept, "{} at {}", e.event.event_type, e.event.time);
+    }
+    // The expired ids are forgotten: the same event may be stored again, under a new
+    // number after every number handed out before (seq 4, the expired newest, included).
+    let again = store.append(vec![old_debug].into()).await.unwrap();
+    assert_eq!(again, vec![Appended::Stored(5)]);
+    report
+}
+
 /// A PostgreSQL database of its own for one test, dropped when the value is.
 ///
 /// Created on the server `EVIDENT_TEST_POSTGRES` names (a URL of a database to connect

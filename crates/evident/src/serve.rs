@@ -6,7 +6,7 @@ use anyhow::Context;
 use evident_api::{AppState, router};
 use evident_ingest::Limits;
 use evident_pipeline::Pipeline;
-use evident_store::{EventStore, KeyStore, PgStore, Role, SqliteStore};
+use evident_store::{EventStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -58,23 +58,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
-    if let Some(task) = maintenance {
-        task.abort();
-    }
+    maintenance.abort();
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
 }
 
 /// The event and key store: PostgreSQL when a database URL is given (command line first,
-/// then the config file), else the embedded store in the data directory. With
-/// PostgreSQL, also the task that keeps partitions ahead and enforces retention.
+/// then the config file), else the embedded store in the data directory; and the task
+/// that enforces retention (and, on PostgreSQL, creates partitions ahead).
 async fn open_store(
     args: &ServeArgs,
     config: &Config,
 ) -> anyhow::Result<(
     Arc<dyn EventStore>,
     Arc<dyn KeyStore>,
-    Option<tokio::task::JoinHandle<()>>,
+    tokio::task::JoinHandle<()>,
 )> {
     match args.database_url.as_ref().or(config.database_url.as_ref()) {
         Some(url) => {
@@ -88,9 +86,9 @@ async fn open_store(
             let store = PgStore::connect(url, config.retention.clone())
                 .await
                 .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
-            let maintenance = store.spawn_maintenance(MAINTENANCE_EVERY);
             let store = Arc::new(store);
-            Ok((store.clone(), store, Some(maintenance)))
+            let maintenance = spawn_maintenance(store.clone(), MAINTENANCE_EVERY);
+            Ok((store.clone(), store, maintenance))
         }
         None => {
             let store =
@@ -100,13 +98,15 @@ async fn open_store(
                     .limit_size(mb * 1024 * 1024)
                     .context("cannot cap the database size")?;
             }
+            store.set_retention(config.retention.clone());
             let store = Arc::new(store);
-            Ok((store.clone(), store, None))
+            let maintenance = spawn_maintenance(store.clone(), MAINTENANCE_EVERY);
+            Ok((store.clone(), store, maintenance))
         }
     }
 }
 
-/// How often partitions are created ahead and retention is enforced.
+/// How often retention is enforced (and PostgreSQL partitions created ahead).
 const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `url` without its password, for messages.

@@ -15,11 +15,9 @@ mod write;
 #[cfg(test)]
 mod tests;
 
-pub use partitions::RetentionReport;
-
 use crate::error::StoreError;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
-use crate::retention::RetentionPolicy;
+use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -120,33 +118,6 @@ impl PgStore {
     ) -> Result<RetentionReport, StoreError> {
         let client = self.client().await?;
         partitions::enforce(&client, &self.inner.partitions, now).await
-    }
-
-    /// Every `every`, creates the coming months' partitions and enforces retention,
-    /// logging what it dropped; failures are logged and retried at the next round.
-    pub fn spawn_maintenance(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                if let Err(error) = store.create_partitions_ahead().await {
-                    tracing::warn!(%error, "could not create the coming months' partitions");
-                }
-                match store
-                    .enforce_retention(time::OffsetDateTime::now_utc())
-                    .await
-                {
-                    Ok(report) if report.dropped.is_empty() && report.trimmed == 0 => {}
-                    Ok(report) => tracing::info!(
-                        dropped = ?report.dropped,
-                        trimmed = report.trimmed,
-                        "retention enforced"
-                    ),
-                    Err(error) => tracing::warn!(%error, "could not enforce retention"),
-                }
-            }
-        })
     }
 
     async fn recover_journal(&self) -> Result<(), StoreError> {
@@ -359,6 +330,11 @@ impl EventStore for PgStore {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError> {
+        self.create_partitions_ahead().await?;
+        self.enforce_retention(now).await
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@
 //! anything a client sent.
 
 use crate::error::StoreError;
+use crate::retention::RetentionReport;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
@@ -138,15 +139,6 @@ async fn create(client: &impl GenericClient, key: PartitionKey) -> Result<(), St
     }
 }
 
-/// What one retention pass did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RetentionReport {
-    /// Partitions dropped whole.
-    pub dropped: Vec<String>,
-    /// Events deleted from partitions only partly expired.
-    pub trimmed: u64,
-}
-
 /// Rows deleted per statement when trimming, so no statement holds locks for long.
 const TRIM_CHUNK: i64 = 10_000;
 
@@ -179,11 +171,11 @@ pub(crate) async fn enforce(
                 .batch_execute(&format!("DROP TABLE IF EXISTS {}", key.table()))
                 .await?;
             partitions.forget(&key);
-            trim_ids(client, key.days, key.start(), key.end()).await?;
-            report.dropped.push(key.table());
+            report.removed += trim_ids(client, key.days, key.start(), key.end()).await?;
+            report.dropped_partitions.push(key.table());
         } else if key.start() < cutoff {
-            report.trimmed += trim(client, &key, cutoff).await?;
-            trim_ids(client, key.days, key.start(), cutoff).await?;
+            trim(client, &key, cutoff).await?;
+            report.removed += trim_ids(client, key.days, key.start(), cutoff).await?;
         }
     }
     Ok(report)
@@ -193,27 +185,24 @@ async fn trim(
     client: &Client,
     key: &PartitionKey,
     cutoff: OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<(), StoreError> {
     let sql = format!(
         "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE time < $1 LIMIT $2)",
         table = key.table()
     );
-    let mut total = 0;
-    loop {
-        let n = client.execute(&sql, &[&cutoff, &TRIM_CHUNK]).await?;
-        total += n;
-        if n < TRIM_CHUNK as u64 {
-            return Ok(total);
-        }
-    }
+    while client.execute(&sql, &[&cutoff, &TRIM_CHUNK]).await? == TRIM_CHUNK as u64 {}
+    Ok(())
 }
 
+/// Removes the ids of a class's events in `[from, to)`; returns how many (each id is
+/// one stored event, so this counts the events retention removed).
 async fn trim_ids(
     client: &Client,
     days: i32,
     from: OffsetDateTime,
     to: OffsetDateTime,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut total = 0;
     loop {
         let n = client
             .execute(
@@ -222,8 +211,9 @@ async fn trim_ids(
                 &[&days, &from, &to, &TRIM_CHUNK],
             )
             .await?;
+        total += n;
         if n < TRIM_CHUNK as u64 {
-            return Ok(());
+            return Ok(total);
         }
     }
 }

@@ -8,14 +8,16 @@ mod checkpoint;
 mod journal;
 mod keys;
 mod read;
+mod retention;
 mod schema;
 mod write;
 
 use crate::error::StoreError;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
+use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
 use async_trait::async_trait;
-use evident_model::EncodedEvent;
+use evident_model::{EncodedEvent, unix_micros};
 use rusqlite::Connection;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Writer>,
+    /// How long events are kept (the default policy unless set).
+    retention: Mutex<RetentionPolicy>,
     readers: Mutex<Vec<Connection>>,
     /// The critical-event journal (its own file and connection).
     journal: Mutex<journal::Journal>,
@@ -88,6 +92,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(writer),
+                retention: Mutex::new(RetentionPolicy::default()),
                 journal: Mutex::new(journal),
                 journal_waiting: Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
@@ -110,6 +115,15 @@ impl SqliteStore {
         let pages = (bytes as i64 / page_size.max(1)).max(1);
         conn.pragma_update_and_check(None, "max_page_count", pages, |r| r.get::<_, i64>(0))?;
         Ok(())
+    }
+
+    /// Keeps events as long as `policy` says (the default policy until this is called).
+    pub fn set_retention(&self, policy: RetentionPolicy) {
+        *self
+            .inner
+            .retention
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = policy;
     }
 
     /// Path of the database file.
@@ -328,6 +342,24 @@ impl EventStore for SqliteStore {
 
     async fn check_writable(&self) -> Result<(), StoreError> {
         self.with_writer(Writer::check_writable).await
+    }
+
+    async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let policy = inner
+                .retention
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let removed = retention::enforce(&inner.writer, &policy, unix_micros(now))?;
+            Ok(RetentionReport {
+                removed,
+                dropped_partitions: Vec::new(),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
 

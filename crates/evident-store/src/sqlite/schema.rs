@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_dead_letters.sql"),
     include_str!("../../migrations/sqlite/0003_folds.sql"),
+    include_str!("../../migrations/sqlite/0004_retention.sql"),
 ];
 
 /// How long a connection waits for another's lock before failing.

@@ -81,6 +81,40 @@ async fn keys_are_found_by_secret_and_stored_hashed() {
 }
 
 #[tokio::test]
+async fn retention_removes_expired_events() {
+    let (_d, s) = store();
+    let report = testsuite::retention_removes_expired_events(&s).await;
+    assert!(report.dropped_partitions.is_empty());
+}
+
+#[tokio::test]
+async fn retired_numbers_are_not_reused_after_reopen() {
+    let (dir, s) = store();
+    testsuite::retention_removes_expired_events(&s).await;
+    s.maintain(time::macros::datetime!(2100-01-01 00:00 UTC))
+        .await
+        .unwrap();
+    drop(s);
+    let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+    let out = s
+        .append(
+            vec![testsuite::event(
+                "auth.login",
+                1,
+                evident_model::Severity::Info,
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![crate::Appended::Stored(6)],
+        "everything expired; numbering goes on"
+    );
+}
+
+#[tokio::test]
 async fn dead_letters_round_trip() {
     let (_d, s) = store();
     testsuite::dead_letters_round_trip(&s).await;

@@ -182,10 +182,12 @@ fn insert_events(
     Ok(outcomes)
 }
 
+/// One past the highest sequence number ever handed out: stored, or deleted by retention.
 fn next_seq(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(
-        conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.query_row(
+        "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM events),
+                    (SELECT last_seq FROM retired_seq)) + 1",
+        [],
+        |r| r.get(0),
+    )?)
 }

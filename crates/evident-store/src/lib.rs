@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod query;
 pub mod retention;
 pub mod sqlite;
+mod terms;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 

@@ -23,7 +23,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service on a data directory (embedded SQLite store).
+    /// Run the service (embedded SQLite store in the data directory, or PostgreSQL).
     Serve(ServeArgs),
     /// Manage API keys.
     Keys(KeysArgs),
@@ -35,6 +35,10 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Measure durable ingest throughput and latency over HTTP, against the naive table.
     Bench(crate::bench::BenchArgs),
+    /// Fill a store directly with the benchmark workload (for query benchmarks).
+    BenchLoad(crate::bench::loader::LoadArgs),
+    /// Time the query API's common filters against a loaded store.
+    BenchQueries(crate::bench::queries::QueryBenchArgs),
 }
 
 /// `evident serve`.

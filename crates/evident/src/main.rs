@@ -48,6 +48,8 @@ fn main() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::BenchLoad(args) => bench::loader::run(args).await,
+            Command::BenchQueries(args) => bench::queries::run(args).await,
         }
     });
     match result {

@@ -80,9 +80,12 @@ impl PgStore {
         };
         let mut client = store.client().await?;
         schema::check_durable(&client).await?;
-        schema::migrate(&mut client).await?;
+        let found = schema::migrate(&mut client).await?;
         drop(client);
         store.create_partitions_ahead().await?;
+        if (1..schema::DATA_TERMS_VERSION).contains(&found) {
+            store.backfill_data_terms().await?;
+        }
         store.recover_journal().await?;
         Ok(store)
     }
@@ -118,6 +121,50 @@ impl PgStore {
     ) -> Result<RetentionReport, StoreError> {
         let client = self.client().await?;
         partitions::enforce(&client, &self.inner.partitions, now).await
+    }
+
+    /// Adds the data terms of events stored before `data_terms` existed.
+    async fn backfill_data_terms(&self) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        let reader = self.client().await?;
+        let mut writer = self.client().await?;
+        let rows = reader
+            .query_raw(
+                "SELECT seq, time, retention_days, data FROM events",
+                std::iter::empty::<i32>(),
+            )
+            .await?;
+        futures_util::pin_mut!(rows);
+        let mut n = 0u64;
+        while let Some(row) = rows.try_next().await? {
+            let (seq, time, days): (i64, time::OffsetDateTime, i32) =
+                (row.get(0), row.get(1), row.get(2));
+            let data: serde_json::Value = row.get(3);
+            let terms = data
+                .as_object()
+                .map(crate::terms::of_data)
+                .unwrap_or_default();
+            self.inner
+                .partitions
+                .ensure(&**writer, [PartitionKey::of(days, time)])
+                .await?;
+            let tx = writer.transaction().await?;
+            tx.execute(
+                "INSERT INTO data_terms (term, term_time, term_seq, retention_days)
+                 SELECT t, $2, $3, $4 FROM unnest($1::int8[]) AS t",
+                &[&terms, &time, &seq, &days],
+            )
+            .await?;
+            tx.commit().await?;
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(
+                events = n,
+                "indexed the data of events stored before data terms existed"
+            );
+        }
+        Ok(())
     }
 
     async fn recover_journal(&self) -> Result<(), StoreError> {

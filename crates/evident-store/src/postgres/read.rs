@@ -159,9 +159,36 @@ pub(crate) async fn query(client: &Client, q: &EventQuery) -> Result<Page, Store
         );
     }
     let limit = q.limit.max(1);
+    let from = match q.data.first() {
+        // With a data filter, the newest matches come off the data terms index; the
+        // filters above (the exact data comparison among them) then check each one.
+        Some(first) => {
+            f.add("t.term = ?", vec![Box::new(crate::terms::of_filter(first))]);
+            if let Some(from) = q.from {
+                f.add("t.term_time >= ?", vec![Box::new(at(from))]);
+            }
+            if let Some(to) = q.to {
+                f.add("t.term_time < ?", vec![Box::new(at(to))]);
+            }
+            if let Some(c) = q.cursor {
+                f.add(
+                    "(t.term_time, t.term_seq) < (?, ?)",
+                    vec![Box::new(at(c.time)), Box::new(c.seq)],
+                );
+            }
+            "data_terms t JOIN events ON seq = t.term_seq AND time = t.term_time
+               AND events.retention_days = t.retention_days"
+        }
+        None => "events",
+    };
+    let order = if q.data.is_empty() {
+        "time DESC, seq DESC"
+    } else {
+        "t.term_time DESC, t.term_seq DESC"
+    };
     f.values.push(Box::new(limit as i64 + 1));
     let sql = format!(
-        "SELECT seq, {MICROS}, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ${}",
+        "SELECT seq, {MICROS}, body FROM {from}{} ORDER BY {order} LIMIT ${}",
         f.sql(),
         f.values.len()
     );

@@ -5,13 +5,27 @@ use crate::error::StoreError;
 use tokio_postgres::Client;
 
 /// `(version, SQL)`, oldest first.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_filter_order.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_data_terms.sql"),
+    ),
+];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.
 const MIGRATION_LOCK: i64 = 0x6576_6964_656e_7401;
 
-/// Brings the schema to the newest version this build knows, in one transaction.
-pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+/// The migration that adds `data_terms` (events stored before it need their terms).
+pub(crate) const DATA_TERMS_VERSION: i32 = 3;
+
+/// Brings the schema to the newest version this build knows, in one transaction;
+/// returns the version it found.
+pub(crate) async fn migrate(client: &mut Client) -> Result<i32, StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -43,7 +57,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         tracing::info!(version, "applied PostgreSQL schema migration");
     }
     tx.commit().await?;
-    Ok(())
+    Ok(current)
 }
 
 /// Fails unless a commit on this connection waits for its WAL flush (`fsync` on and

@@ -34,6 +34,31 @@ async fn stats_count_groups_and_buckets() {
 }
 
 #[tokio::test]
+async fn data_filters_page_newest_first() {
+    let (_db, s) = store().await;
+    testsuite::data_filters_page_newest_first(&s).await;
+}
+
+#[tokio::test]
+async fn events_stored_before_data_terms_get_them_at_the_upgrade() {
+    let (db, s) = store().await;
+    s.append(vec![testsuite::event("a.b", 7, Severity::Info)].into())
+        .await
+        .unwrap();
+    s.client()
+        .await
+        .unwrap()
+        .batch_execute("DROP TABLE data_terms; DELETE FROM evident_schema WHERE version = 3;")
+        .await
+        .unwrap();
+    drop(s);
+    let s = PgStore::connect(&db.url, RetentionPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(testsuite::data_filter_finds(&s, 7).await, 1);
+}
+
+#[tokio::test]
 async fn dead_letters_round_trip() {
     let (_db, s) = store().await;
     testsuite::dead_letters_round_trip(&s).await;

@@ -6,7 +6,9 @@
 
 mod baseline;
 mod load;
+pub mod loader;
 mod probe;
+pub mod queries;
 mod server;
 mod workload;
 

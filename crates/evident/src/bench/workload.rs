@@ -47,7 +47,11 @@ impl WorkEvent {
     }
 }
 
-const TYPES: [(&str, f64); 10] = [
+/// Mean gap between consecutive events' times (the clock advances 0.1–60 ms per event).
+pub const MEAN_GAP: time::Duration = time::Duration::microseconds(30_050);
+
+/// The event types and their share of the mix.
+pub const TYPES: [(&str, f64); 10] = [
     ("user.login", 0.22),
     ("access.denied", 0.08),
     ("permission.change", 0.04),
@@ -122,6 +126,14 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// A generator seeded with `seed` whose first event comes just after `start`.
+    pub fn starting_at(seed: u64, ids: IdKind, start: OffsetDateTime) -> Self {
+        Self {
+            clock: start,
+            ..Self::new(seed, ids)
+        }
+    }
+
     /// A generator seeded with `seed`.
     pub fn new(seed: u64, ids: IdKind) -> Self {
         let mut users: Vec<String> = (0..5000).map(|i| format!("user_{i:05}")).collect();

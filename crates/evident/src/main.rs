@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::BenchLoad(args) => bench::loader::run(args).await,
             Command::BenchQueries(args) => bench::queries::run(args).await,
+            Command::BenchPgBaselines(args) => bench::peers::run(args).await,
         }
     });
     match result {

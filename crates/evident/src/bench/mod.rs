@@ -7,6 +7,7 @@
 mod baseline;
 mod load;
 pub mod loader;
+pub mod peers;
 mod probe;
 pub mod queries;
 mod server;

@@ -17,6 +17,7 @@ use tokio_postgres::NoTls;
 
 /// The seeds' table and indexes (implementation plan, "Create security_events table").
 const SCHEMA: &str = "
+SET client_min_messages TO warning;
 DROP TABLE IF EXISTS security_events;
 CREATE TABLE security_events (
   id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -60,10 +61,21 @@ pub struct PeersArgs {
     /// Directory for the workload files (workload.ndjson, security_events.csv).
     #[arg(long, default_value = ".bench-data")]
     pub dir: PathBuf,
+    /// Only (re)create the empty table and exit (for other writers, such as syslog daemons).
+    #[arg(long)]
+    pub reset_table: bool,
 }
 
 /// Writes the workload files, then runs each baseline on a fresh table.
 pub async fn run(args: PeersArgs) -> anyhow::Result<std::process::ExitCode> {
+    if args.reset_table {
+        let (client, connection) = tokio_postgres::connect(&args.database_url, NoTls)
+            .await
+            .with_context(|| format!("cannot connect to {}", args.database_url))?;
+        tokio::spawn(connection);
+        client.batch_execute(SCHEMA).await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let events = generate(args.events, args.seed, IdKind::V4);
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;

@@ -1,4 +1,5 @@
-//! Data terms: an inverted index over events' `data`, shared by both stores.
+//! Data terms: an inverted index over events' `data`, kept by the PostgreSQL store.
+//! (The embedded store tried it and dropped it: see its migration 0007.)
 //!
 //! Every string or number leaf reachable through objects only (not inside arrays) gives
 //! one term: a 64-bit hash of its path and its value's text, numbers and numeric-looking
@@ -93,7 +94,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_string_or_number_leaf_is_found_by_its_filter(
-            key in "[a-z_]{1,8}", inner in "[a-z]{1,5}", s in ".{0,20}", n in any::<i64>()
+            key in "k_[a-z_]{1,8}", inner in "[a-z]{1,5}", s in ".{0,20}", n in any::<i64>()
         ) {
             let data = json!({ key.clone(): { inner.clone(): s.clone() }, "n": n });
             let terms = of_data(data.as_object().unwrap());

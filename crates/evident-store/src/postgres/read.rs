@@ -159,40 +159,18 @@ pub(crate) async fn query(client: &Client, q: &EventQuery) -> Result<Page, Store
         );
     }
     let limit = q.limit.max(1);
-    let from = match q.data.first() {
-        // With a data filter, the newest matches come off the data terms index; the
-        // filters above (the exact data comparison among them) then check each one.
-        Some(first) => {
-            f.add("t.term = ?", vec![Box::new(crate::terms::of_filter(first))]);
-            if let Some(from) = q.from {
-                f.add("t.term_time >= ?", vec![Box::new(at(from))]);
-            }
-            if let Some(to) = q.to {
-                f.add("t.term_time < ?", vec![Box::new(at(to))]);
-            }
-            if let Some(c) = q.cursor {
-                f.add(
-                    "(t.term_time, t.term_seq) < (?, ?)",
-                    vec![Box::new(at(c.time)), Box::new(c.seq)],
-                );
-            }
-            "data_terms t JOIN events ON seq = t.term_seq AND time = t.term_time
-               AND events.retention_days = t.retention_days"
+    let rows = match q.data.first() {
+        Some(first) => by_data_terms(client, q, crate::terms::of_filter(first), limit + 1).await?,
+        None => {
+            f.values.push(Box::new(limit as i64 + 1));
+            let sql = format!(
+                "SELECT seq, {MICROS}, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ${}",
+                f.sql(),
+                f.values.len()
+            );
+            client.query(&sql, &f.params()).await?
         }
-        None => "events",
     };
-    let order = if q.data.is_empty() {
-        "time DESC, seq DESC"
-    } else {
-        "t.term_time DESC, t.term_seq DESC"
-    };
-    f.values.push(Box::new(limit as i64 + 1));
-    let sql = format!(
-        "SELECT seq, {MICROS}, body FROM {from}{} ORDER BY {order} LIMIT ${}",
-        f.sql(),
-        f.values.len()
-    );
-    let rows = client.query(&sql, &f.params()).await?;
     let mut page = Page::default();
     let mut last = None;
     for row in rows {
@@ -211,6 +189,72 @@ pub(crate) async fn query(client: &Client, q: &EventQuery) -> Result<Page, Store
         });
     }
     Ok(page)
+}
+
+/// The newest `want` events matching `q` that carry data term `term`: walks the term's
+/// rows newest first in chunks (straight off the `(term, term_time, term_seq)` index),
+/// reads each chunk's events by their key and keeps those passing every filter (the
+/// exact data comparison among them), until `want` are found or the term's rows end.
+/// Chunks come in order, so the events do too.
+async fn by_data_terms(
+    client: &Client,
+    q: &EventQuery,
+    term: i64,
+    want: usize,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let chunk = (want * 4).max(256) as i64;
+    let mut position = q.cursor.map(|c| (at(c.time), c.seq));
+    let mut out = Vec::new();
+    loop {
+        let mut t = Filter::default();
+        t.add("term = ?", vec![Box::new(term)]);
+        if let Some(from) = q.from {
+            t.add("term_time >= ?", vec![Box::new(at(from))]);
+        }
+        if let Some(to) = q.to {
+            t.add("term_time < ?", vec![Box::new(at(to))]);
+        }
+        if let Some((time, seq)) = position {
+            t.add(
+                "(term_time, term_seq) < (?, ?)",
+                vec![Box::new(time), Box::new(seq)],
+            );
+        }
+        t.values.push(Box::new(chunk));
+        let sql = format!(
+            "SELECT term_time, term_seq, retention_days FROM data_terms{} ORDER BY term_time DESC, term_seq DESC LIMIT ${}",
+            t.sql(),
+            t.values.len()
+        );
+        let keys = client.query(&sql, &t.params()).await?;
+        let Some(last) = keys.last() else { break };
+        position = Some((last.get(0), last.get(1)));
+        let times: Vec<OffsetDateTime> = keys.iter().map(|r| r.get(0)).collect();
+        let seqs: Vec<i64> = keys.iter().map(|r| r.get(1)).collect();
+        let days: Vec<i32> = keys.iter().map(|r| r.get(2)).collect();
+        let f = event_filter(q);
+        let n = f.values.len();
+        let sql = format!(
+            "SELECT seq, {MICROS}, body
+               FROM unnest(${}::int8[], ${}::timestamptz[], ${}::int4[]) AS k(k_seq, k_time, k_days)
+               JOIN events ON seq = k_seq AND time = k_time AND retention_days = k_days{}
+              ORDER BY time DESC, seq DESC",
+            n + 1,
+            n + 2,
+            n + 3,
+            f.sql()
+        );
+        let mut params = f.params();
+        params.push(&seqs);
+        params.push(&times);
+        params.push(&days);
+        out.extend(client.query(&sql, &params).await?);
+        if out.len() >= want || (keys.len() as i64) < chunk {
+            break;
+        }
+    }
+    out.truncate(want);
+    Ok(out)
 }
 
 pub(crate) async fn get(

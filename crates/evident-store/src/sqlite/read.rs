@@ -116,33 +116,10 @@ pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Result<Page, StoreErro
         );
     }
     let limit = q.limit.max(1);
-    let sql = match q.data.first() {
-        // With a data filter, the newest matches come off the data terms index; the
-        // filters above (the exact data comparison among them) then check each one.
-        Some(first) => {
-            f.add("t.term = ?", [Sql::Integer(crate::terms::of_filter(first))]);
-            if let Some(from) = q.from {
-                f.add("t.term_time >= ?", [Sql::Integer(from)]);
-            }
-            if let Some(to) = q.to {
-                f.add("t.term_time < ?", [Sql::Integer(to)]);
-            }
-            if let Some(c) = q.cursor {
-                f.add(
-                    "(t.term_time, t.term_seq) < (?, ?)",
-                    [Sql::Integer(c.time), Sql::Integer(c.seq)],
-                );
-            }
-            format!(
-                "SELECT seq, time, body FROM data_terms AS t CROSS JOIN events ON seq = t.term_seq{} ORDER BY t.term_time DESC, t.term_seq DESC LIMIT ?",
-                f.sql()
-            )
-        }
-        None => format!(
-            "SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?",
-            f.sql()
-        ),
-    };
+    let sql = format!(
+        "SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?",
+        f.sql()
+    );
     f.values.push(Sql::Integer(limit as i64 + 1));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(f.values.iter()))?;

@@ -64,7 +64,7 @@ fn delete_matching(
     values: &[Sql],
 ) -> Result<u64, StoreError> {
     let sql = format!(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {clause} LIMIT ?) RETURNING seq, time, body"
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {clause} LIMIT ?) RETURNING seq"
     );
     let mut params = values.to_vec();
     params.push(Sql::Integer(CHUNK));
@@ -76,17 +76,12 @@ fn delete_matching(
         let tx = writer
             .conn()
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let deleted: Vec<(i64, i64, String)> = {
+        let deleted: Vec<i64> = {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+            let rows = stmt.query_map(params_from_iter(params.iter()), |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
-        for (seq, time, body) in &deleted {
-            super::write::delete_terms(&tx, *seq, *time, body)?;
-        }
-        if let Some(max) = deleted.iter().map(|(seq, _, _)| seq).max() {
+        if let Some(max) = deleted.iter().max() {
             tx.execute("UPDATE retired_seq SET last_seq = MAX(last_seq, ?1)", [max])?;
         }
         tx.commit()?;

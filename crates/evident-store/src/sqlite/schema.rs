@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_retention.sql"),
     include_str!("../../migrations/sqlite/0005_filter_indexes.sql"),
     include_str!("../../migrations/sqlite/0006_data_terms.sql"),
+    include_str!("../../migrations/sqlite/0007_drop_data_terms.sql"),
 ];
 
 /// How long a connection waits for another's lock before failing.
@@ -83,33 +84,6 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// The migration that adds `data_terms`.
-const DATA_TERMS_VERSION: usize = 6;
-
-/// Adds the data terms of events stored before `data_terms` existed.
-fn backfill_data_terms(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
-    let mut read = tx.prepare("SELECT seq, time, body FROM events")?;
-    let mut rows = read.query([])?;
-    let mut n = 0u64;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let body: String = row.get(2)?;
-        let event: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| StoreError::Database(format!("stored event {seq}: {e}")))?;
-        if let Some(data) = event["data"].as_object() {
-            super::write::insert_terms(tx, seq, row.get(1)?, data)?;
-        }
-        n += 1;
-    }
-    if n > 0 {
-        tracing::info!(
-            events = n,
-            "indexed the data of events stored before data terms existed"
-        );
-    }
-    Ok(())
-}
-
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
@@ -122,9 +96,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        if i + 1 == DATA_TERMS_VERSION {
-            backfill_data_terms(&tx)?;
-        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }

@@ -121,22 +121,6 @@ async fn data_filters_page_newest_first() {
 }
 
 #[tokio::test]
-async fn events_stored_before_data_terms_get_them_at_the_upgrade() {
-    let (dir, s) = store();
-    s.append(vec![testsuite::event("a.b", 7, evident_model::Severity::Info)].into())
-        .await
-        .unwrap();
-    let path = s.db_path().to_owned();
-    drop(s);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE data_terms; PRAGMA user_version = 5;")
-        .unwrap();
-    drop(conn);
-    let s = SqliteStore::open_exclusive(dir.path()).unwrap();
-    assert_eq!(testsuite::data_filter_finds(&s, 7).await, 1);
-}
-
-#[tokio::test]
 async fn dead_letters_round_trip() {
     let (_d, s) = store();
     testsuite::dead_letters_round_trip(&s).await;

@@ -173,7 +173,6 @@ fn insert_events(
             body,
         ])?;
         if inserted == 1 {
-            insert_terms(tx, *seq, unix_micros(e.time), &e.data)?;
             outcomes.push(Appended::Stored(*seq));
             *seq += 1;
         } else {
@@ -181,43 +180,6 @@ fn insert_events(
         }
     }
     Ok(outcomes)
-}
-
-/// Indexes the data terms of the event stored as `seq` at `time` (Unix microseconds).
-pub(crate) fn insert_terms(
-    tx: &rusqlite::Transaction<'_>,
-    seq: i64,
-    time: i64,
-    data: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO data_terms (term, term_time, term_seq) VALUES (?1, ?2, ?3)",
-    )?;
-    for term in crate::terms::of_data(data) {
-        stmt.execute(params![term, time, seq])?;
-    }
-    Ok(())
-}
-
-/// Removes the data terms of an event retention deleted.
-pub(crate) fn delete_terms(
-    tx: &rusqlite::Transaction<'_>,
-    seq: i64,
-    time: i64,
-    body: &str,
-) -> Result<(), StoreError> {
-    let event: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| StoreError::Database(format!("stored event {seq}: {e}")))?;
-    let Some(data) = event["data"].as_object() else {
-        return Ok(());
-    };
-    let mut stmt = tx.prepare_cached(
-        "DELETE FROM data_terms WHERE term = ?1 AND term_time = ?2 AND term_seq = ?3",
-    )?;
-    for term in crate::terms::of_data(data) {
-        stmt.execute(params![term, time, seq])?;
-    }
-    Ok(())
 }
 
 /// One past the highest sequence number ever handed out: stored, or deleted by retention.

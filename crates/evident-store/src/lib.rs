@@ -22,6 +22,7 @@
 pub mod error;
 pub mod keys;
 pub mod postgres;
+mod postings;
 pub mod query;
 pub mod retention;
 pub mod sqlite;

@@ -1,10 +1,11 @@
-//! Data terms: an inverted index over events' `data`, kept by the PostgreSQL store.
-//! (The embedded store tried it and dropped it: see its migration 0007.)
+//! Data terms: the keys of the inverted index over events' `data` that both stores keep
+//! (PostgreSQL as `(term, time, seq)` rows, the embedded store as segments of posting
+//! lists, see [`crate::postings`]).
 //!
 //! Every string or number leaf reachable through objects only (not inside arrays) gives
 //! one term: a 64-bit hash of its path and its value's text, numbers and numeric-looking
 //! strings written the same way (`42`, `42.0` and `"42"` share a term). A `data.<path>=v`
-//! filter looks up the term of `(path, v)` in a `(term, time, seq)` index, so the newest
+//! filter looks up the term of `(path, v)` in that index, so the newest
 //! matching events come straight off the index whatever the value's frequency; the exact
 //! comparison still runs on the few events found (hash collisions and the text/number
 //! distinctions the term blurs are filtered out there).

@@ -416,21 +416,127 @@ pub async fn data_filters_page_newest_first(store: &dyn EventStore) {
     );
 }
 
-/// After the data terms were dropped and the store reopened (what upgrading a store
-/// written before they existed looks like): `n`'s filter finds the event again.
-pub async fn data_filter_finds(store: &dyn EventStore, n: i64) -> usize {
-    store
-        .query(EventQuery {
-            data: vec![DataFilter {
-                path: vec!["n".into()],
-                value: n.to_string(),
-            }],
-            ..all()
+/// Events for [`data_filters_agree_with_a_scan`]: `n` events from `start` on, in times
+/// that mostly grow but often arrive late, with common, rare and numeric data values.
+pub fn data_mix(start: i64, n: i64) -> Vec<EncodedEvent> {
+    (start..start + n)
+        .map(|i| {
+            // A fixed scramble: about one event in five is up to 90 minutes late.
+            let late = if (i * 7919) % 5 == 0 {
+                (i * 31) % 90
+            } else {
+                0
+            };
+            let kind = if i % 3 == 0 {
+                "quality.check"
+            } else {
+                "station.operation"
+            };
+            let mut e = event(kind, i - late, Severity::Info).event;
+            e.data.insert("k".into(), json!(format!("v{}", i % 7)));
+            e.data
+                .insert("rare".into(), json!(if i % 97 == 0 { "yes" } else { "no" }));
+            e.data.insert("num".into(), json!(i % 5));
+            EncodedEvent::new(e)
         })
-        .await
-        .unwrap()
-        .events
-        .len()
+        .collect()
+}
+
+/// Appends `events` in batches of varying size; returns each with its sequence number.
+pub async fn append_in_batches(
+    store: &dyn EventStore,
+    events: Vec<EncodedEvent>,
+) -> Vec<(i64, Event)> {
+    let mut stored = Vec::new();
+    let mut rest = events.as_slice();
+    let mut size = 1;
+    while !rest.is_empty() {
+        let (batch, tail) = rest.split_at(size.min(rest.len()));
+        let out = store.append(batch.to_vec().into()).await.unwrap();
+        for (e, a) in batch.iter().zip(out) {
+            let Appended::Stored(seq) = a else {
+                panic!("fresh ids only")
+            };
+            stored.push((seq, e.event.clone()));
+        }
+        rest = tail;
+        size = size % 53 + 7;
+    }
+    stored
+}
+
+/// Every data filter query, paged to the end with and without a time range and a type,
+/// returns exactly what a full scan of `stored` finds, newest first.
+pub async fn data_filters_agree_with_a_scan(store: &dyn EventStore, stored: &[(i64, Event)]) {
+    let at = |minutes: i64| evident_model::unix_micros(BASE + time::Duration::minutes(minutes));
+    let span = stored.len() as i64;
+    let values = [
+        ("k", "v0"),
+        ("k", "v3"),
+        ("rare", "yes"),
+        ("num", "4"),
+        ("k", "absent"),
+    ];
+    let windows = [
+        None,
+        Some((span / 4, span / 2)),
+        Some((span - 40, span + 100)),
+    ];
+    for (field, value) in values {
+        for window in windows {
+            for kind in [None, Some("quality.check")] {
+                let mut want: Vec<(i64, i64, Uuid)> = stored
+                    .iter()
+                    .filter(|(_, e)| {
+                        let v = &e.data[field];
+                        let text = v
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string());
+                        let t = evident_model::unix_micros(e.time);
+                        text == value
+                            && window.is_none_or(|(a, b)| at(a) <= t && t < at(b))
+                            && kind.is_none_or(|k| e.event_type == k)
+                    })
+                    .map(|(seq, e)| (evident_model::unix_micros(e.time), *seq, e.id))
+                    .collect();
+                want.sort_unstable_by_key(|w| std::cmp::Reverse((w.0, w.1)));
+                let want: Vec<Uuid> = want.into_iter().map(|w| w.2).collect();
+                let mut got = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = store
+                        .query(EventQuery {
+                            event_type: kind.map(|k| TypeFilter::Exact(k.into())),
+                            data: vec![DataFilter {
+                                path: vec![field.into()],
+                                value: value.into(),
+                            }],
+                            from: window.map(|w| at(w.0)),
+                            to: window.map(|w| at(w.1)),
+                            limit: 23,
+                            cursor,
+                            ..EventQuery::default()
+                        })
+                        .await
+                        .unwrap();
+                    got.extend(
+                        page.events
+                            .iter()
+                            .map(|e| serde_json::from_slice::<Event>(&e.bytes).unwrap().id),
+                    );
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                assert_eq!(
+                    got, want,
+                    "data.{field}={value} window {window:?} type {kind:?}"
+                );
+            }
+        }
+    }
 }
 
 /// Retention under the default policy as of 2024-04-10: 30-day `debug.*` events from

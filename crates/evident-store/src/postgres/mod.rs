@@ -10,12 +10,15 @@ mod keys;
 mod partitions;
 mod read;
 mod schema;
+mod term_search;
+mod term_segments;
 mod write;
 
 #[cfg(test)]
 mod tests;
 
 use crate::error::StoreError;
+use crate::postings;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
 use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
@@ -24,6 +27,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use evident_model::{EncodedEvent, unix_micros};
 use partitions::{PartitionKey, Partitions};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -46,6 +50,10 @@ struct Inner {
     pool: Pool,
     partitions: Partitions,
     policy: RetentionPolicy,
+    /// Whether a data-term segment builder runs in this process.
+    indexing: AtomicBool,
+    /// The highest sequence number the segments covered when last looked.
+    indexed: AtomicI64,
 }
 
 impl PgStore {
@@ -76,17 +84,19 @@ impl PgStore {
                 pool,
                 partitions: Partitions::default(),
                 policy,
+                indexing: AtomicBool::new(false),
+                indexed: AtomicI64::new(0),
             }),
         };
         let mut client = store.client().await?;
         schema::check_durable(&client).await?;
-        let found = schema::migrate(&mut client).await?;
+        schema::migrate(&mut client).await?;
         drop(client);
         store.create_partitions_ahead().await?;
-        if (1..schema::DATA_TERMS_VERSION).contains(&found) {
-            store.backfill_data_terms().await?;
-        }
         store.recover_journal().await?;
+        // Events stored since the last segment (all of them, after the upgrade that
+        // brought segments) are indexed in the background; data filters meanwhile scan them.
+        store.spawn_segment_builder();
         Ok(store)
     }
 
@@ -123,48 +133,47 @@ impl PgStore {
         partitions::enforce(&client, &self.inner.partitions, now).await
     }
 
-    /// Adds the data terms of events stored before `data_terms` existed.
-    async fn backfill_data_terms(&self) -> Result<(), StoreError> {
-        use futures_util::TryStreamExt;
-        let reader = self.client().await?;
-        let mut writer = self.client().await?;
-        let rows = reader
-            .query_raw(
-                "SELECT seq, time, retention_days, data FROM events",
-                std::iter::empty::<i32>(),
-            )
-            .await?;
-        futures_util::pin_mut!(rows);
-        let mut n = 0u64;
-        while let Some(row) = rows.try_next().await? {
-            let (seq, time, days): (i64, time::OffsetDateTime, i32) =
-                (row.get(0), row.get(1), row.get(2));
-            let data: serde_json::Value = row.get(3);
-            let terms = data
-                .as_object()
-                .map(crate::terms::of_data)
-                .unwrap_or_default();
-            self.inner
-                .partitions
-                .ensure(&**writer, [PartitionKey::of(days, time)])
-                .await?;
-            let tx = writer.transaction().await?;
-            tx.execute(
-                "INSERT INTO data_terms (term, term_time, term_seq, retention_days)
-                 SELECT t, $2, $3, $4 FROM unnest($1::int8[]) AS t",
-                &[&terms, &time, &seq, &days],
-            )
-            .await?;
+    /// Writes data-term segments for every full run of events not yet indexed (waiting
+    /// for another builder to finish first); returns how many segments it wrote. Runs by
+    /// itself after appends; tools call it to have the index complete now (after a bulk
+    /// load, say).
+    pub async fn build_term_segments(&self) -> Result<u64, StoreError> {
+        let mut built = 0u64;
+        loop {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let step = term_segments::build_next(&tx).await?;
             tx.commit().await?;
-            n += 1;
+            match step {
+                term_segments::Built::Segment(indexed) => {
+                    self.inner.indexed.store(indexed, Ordering::Relaxed);
+                    built += 1;
+                    if built.is_multiple_of(64) {
+                        tracing::info!(up_to_seq = indexed, "indexing the data of stored events");
+                    }
+                }
+                term_segments::Built::Waiting(indexed) => {
+                    self.inner.indexed.store(indexed, Ordering::Relaxed);
+                    return Ok(built);
+                }
+                // Another builder is at work: wait for it, then carry on.
+                term_segments::Built::Busy => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
-        if n > 0 {
-            tracing::info!(
-                events = n,
-                "indexed the data of events stored before data terms existed"
-            );
+    }
+
+    /// Starts [`Self::build_term_segments`] in the background unless it runs already.
+    fn spawn_segment_builder(&self) {
+        if self.inner.indexing.swap(true, Ordering::AcqRel) {
+            return;
         }
-        Ok(())
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.build_term_segments().await {
+                tracing::warn!(error = %e, "could not write a data-term segment; will retry");
+            }
+            store.inner.indexing.store(false, Ordering::Release);
+        });
     }
 
     async fn recover_journal(&self) -> Result<(), StoreError> {
@@ -203,13 +212,23 @@ impl PgStore {
 impl EventStore for PgStore {
     async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError> {
         let mut client = self.client().await?;
-        write::append(
+        let outcomes = write::append(
             &mut client,
             &self.inner.partitions,
             &self.inner.policy,
             &batch,
         )
-        .await
+        .await?;
+        let newest = outcomes.iter().rev().find_map(|a| match a {
+            Appended::Stored(seq) => Some(*seq),
+            Appended::Duplicate => None,
+        });
+        if newest.is_some_and(|seq| {
+            seq - self.inner.indexed.load(Ordering::Relaxed) >= postings::SEGMENT_EVENTS as i64
+        }) {
+            self.spawn_segment_builder();
+        }
+        Ok(outcomes)
     }
 
     async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError> {
@@ -268,8 +287,8 @@ impl EventStore for PgStore {
     }
 
     async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
-        let client = self.client().await?;
-        read::query(&client, &query).await
+        let mut client = self.client().await?;
+        read::query(&mut client, &query).await
     }
 
     async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
@@ -381,7 +400,11 @@ impl EventStore for PgStore {
 
     async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError> {
         self.create_partitions_ahead().await?;
-        self.enforce_retention(now).await
+        let report = self.enforce_retention(now).await?;
+        if report.removed > 0 {
+            term_segments::prune(&**self.client().await?).await?;
+        }
+        Ok(report)
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {

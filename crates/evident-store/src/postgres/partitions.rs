@@ -37,14 +37,6 @@ impl PartitionKey {
         format!("events_r{}_{:04}{:02}", self.days, self.year, self.month)
     }
 
-    /// The matching partition of `data_terms`.
-    fn terms_table(&self) -> String {
-        format!(
-            "data_terms_r{}_{:04}{:02}",
-            self.days, self.year, self.month
-        )
-    }
-
     fn start(&self) -> OffsetDateTime {
         month_start(self.year, self.month)
     }
@@ -131,16 +123,12 @@ impl Partitions {
 
 async fn create(client: &impl GenericClient, key: PartitionKey) -> Result<(), StoreError> {
     let class = format!("events_r{}", key.days);
-    let terms_class = format!("data_terms_r{}", key.days);
     let ddl = format!(
         "SET client_min_messages TO warning;
          CREATE TABLE IF NOT EXISTS {class} PARTITION OF events FOR VALUES IN ({days}) PARTITION BY RANGE (time);
-         CREATE TABLE IF NOT EXISTS {table} PARTITION OF {class} FOR VALUES FROM ('{from}') TO ('{to}');
-         CREATE TABLE IF NOT EXISTS {terms_class} PARTITION OF data_terms FOR VALUES IN ({days}) PARTITION BY RANGE (term_time);
-         CREATE TABLE IF NOT EXISTS {terms} PARTITION OF {terms_class} FOR VALUES FROM ('{from}') TO ('{to}');",
+         CREATE TABLE IF NOT EXISTS {table} PARTITION OF {class} FOR VALUES FROM ('{from}') TO ('{to}');",
         days = key.days,
         table = key.table(),
-        terms = key.terms_table(),
         from = timestamp(key.start()),
         to = timestamp(key.end()),
     );
@@ -181,11 +169,7 @@ pub(crate) async fn enforce(
         let cutoff = now - time::Duration::days(key.days.into());
         if key.end() <= cutoff {
             client
-                .batch_execute(&format!(
-                    "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
-                    key.table(),
-                    key.terms_table()
-                ))
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", key.table()))
                 .await?;
             partitions.forget(&key);
             report.removed += trim_ids(client, key.days, key.start(), key.end()).await?;
@@ -203,12 +187,11 @@ async fn trim(
     key: &PartitionKey,
     cutoff: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    for (table, column) in [(key.table(), "time"), (key.terms_table(), "term_time")] {
-        let sql = format!(
-            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2)"
-        );
-        while client.execute(&sql, &[&cutoff, &TRIM_CHUNK]).await? == TRIM_CHUNK as u64 {}
-    }
+    let table = key.table();
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE time < $1 LIMIT $2)"
+    );
+    while client.execute(&sql, &[&cutoff, &TRIM_CHUNK]).await? == TRIM_CHUNK as u64 {}
     Ok(())
 }
 

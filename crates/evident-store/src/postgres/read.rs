@@ -17,9 +17,9 @@ type Param = Box<dyn ToSql + Sync + Send>;
 
 /// WHERE clauses and their bound values.
 #[derive(Default)]
-struct Filter {
+pub(super) struct Filter {
     clauses: Vec<String>,
-    values: Vec<Param>,
+    pub(super) values: Vec<Param>,
 }
 
 impl Filter {
@@ -53,7 +53,7 @@ impl Filter {
         }
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -61,7 +61,7 @@ impl Filter {
         }
     }
 
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.values
             .iter()
             .map(|v| v.as_ref() as &(dyn ToSql + Sync))
@@ -80,7 +80,7 @@ pub(crate) fn at(micros: i64) -> OffsetDateTime {
 }
 
 /// `time` as Unix microseconds, in SQL.
-const MICROS: &str = "(extract(epoch FROM time) * 1000000)::bigint";
+pub(super) const MICROS: &str = "(extract(epoch FROM time) * 1000000)::bigint";
 
 fn event_filter(q: &EventQuery) -> Filter {
     let mut f = Filter::default();
@@ -150,7 +150,7 @@ fn event_filter(q: &EventQuery) -> Filter {
     f
 }
 
-pub(crate) async fn query(client: &Client, q: &EventQuery) -> Result<Page, StoreError> {
+pub(crate) async fn query(client: &mut Client, q: &EventQuery) -> Result<Page, StoreError> {
     let mut f = event_filter(q);
     if let Some(c) = q.cursor {
         f.add(
@@ -160,7 +160,10 @@ pub(crate) async fn query(client: &Client, q: &EventQuery) -> Result<Page, Store
     }
     let limit = q.limit.max(1);
     let rows = match q.data.first() {
-        Some(first) => by_data_terms(client, q, crate::terms::of_filter(first), limit + 1).await?,
+        Some(first) => {
+            let term = crate::terms::of_filter(first);
+            super::term_search::newest(client, q, &f, term, limit + 1).await?
+        }
         None => {
             f.values.push(Box::new(limit as i64 + 1));
             let sql = format!(
@@ -189,72 +192,6 @@ pub(crate) async fn query(client: &Client, q: &EventQuery) -> Result<Page, Store
         });
     }
     Ok(page)
-}
-
-/// The newest `want` events matching `q` that carry data term `term`: walks the term's
-/// rows newest first in chunks (straight off the `(term, term_time, term_seq)` index),
-/// reads each chunk's events by their key and keeps those passing every filter (the
-/// exact data comparison among them), until `want` are found or the term's rows end.
-/// Chunks come in order, so the events do too.
-async fn by_data_terms(
-    client: &Client,
-    q: &EventQuery,
-    term: i64,
-    want: usize,
-) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-    let chunk = (want * 4).max(256) as i64;
-    let mut position = q.cursor.map(|c| (at(c.time), c.seq));
-    let mut out = Vec::new();
-    loop {
-        let mut t = Filter::default();
-        t.add("term = ?", vec![Box::new(term)]);
-        if let Some(from) = q.from {
-            t.add("term_time >= ?", vec![Box::new(at(from))]);
-        }
-        if let Some(to) = q.to {
-            t.add("term_time < ?", vec![Box::new(at(to))]);
-        }
-        if let Some((time, seq)) = position {
-            t.add(
-                "(term_time, term_seq) < (?, ?)",
-                vec![Box::new(time), Box::new(seq)],
-            );
-        }
-        t.values.push(Box::new(chunk));
-        let sql = format!(
-            "SELECT term_time, term_seq, retention_days FROM data_terms{} ORDER BY term_time DESC, term_seq DESC LIMIT ${}",
-            t.sql(),
-            t.values.len()
-        );
-        let keys = client.query(&sql, &t.params()).await?;
-        let Some(last) = keys.last() else { break };
-        position = Some((last.get(0), last.get(1)));
-        let times: Vec<OffsetDateTime> = keys.iter().map(|r| r.get(0)).collect();
-        let seqs: Vec<i64> = keys.iter().map(|r| r.get(1)).collect();
-        let days: Vec<i32> = keys.iter().map(|r| r.get(2)).collect();
-        let f = event_filter(q);
-        let n = f.values.len();
-        let sql = format!(
-            "SELECT seq, {MICROS}, body
-               FROM unnest(${}::int8[], ${}::timestamptz[], ${}::int4[]) AS k(k_seq, k_time, k_days)
-               JOIN events ON seq = k_seq AND time = k_time AND retention_days = k_days{}
-              ORDER BY time DESC, seq DESC",
-            n + 1,
-            n + 2,
-            n + 3,
-            f.sql()
-        );
-        let mut params = f.params();
-        params.push(&seqs);
-        params.push(&times);
-        params.push(&days);
-        out.extend(client.query(&sql, &params).await?);
-        if out.len() >= want || (keys.len() as i64) < chunk {
-            break;
-        }
-    }
-    out.truncate(want);
-    Ok(out)
 }
 
 pub(crate) async fn get(

@@ -15,13 +15,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_data_terms.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_term_segments.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.
 const MIGRATION_LOCK: i64 = 0x6576_6964_656e_7401;
-
-/// The migration that adds `data_terms` (events stored before it need their terms).
-pub(crate) const DATA_TERMS_VERSION: i32 = 3;
 
 /// Brings the schema to the newest version this build knows, in one transaction;
 /// returns the version it found.

@@ -88,7 +88,6 @@ pub(crate) async fn insert(
         .map(|r| r.get(0))
         .collect();
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut terms: Vec<(i64, i64, usize)> = Vec::new();
     let mut taken = HashSet::with_capacity(new.len());
     let mut seq = last;
     let sink = tx.copy_in(COPY).await?;
@@ -103,12 +102,6 @@ pub(crate) async fn insert(
         }
         seq += 1;
         outcomes.push(Appended::Stored(seq));
-        let index = outcomes.len() - 1;
-        terms.extend(
-            crate::terms::of_data(&e.data)
-                .into_iter()
-                .map(|t| (t, seq, index)),
-        );
         let body = std::str::from_utf8(&encoded.bytes)
             .map_err(|err| StoreError::Rejected(format!("event body is not UTF-8: {err}")))?;
         let data = serde_json::Value::Object(e.data.clone());
@@ -138,36 +131,9 @@ pub(crate) async fn insert(
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await?;
-    copy_terms(tx, batch, days, &terms).await?;
     tx.execute("UPDATE commit_seq SET last_seq = $1", &[&seq])
         .await?;
     Ok(outcomes)
-}
-
-/// Writes `(term, seq, index in batch)` rows into `data_terms` by binary COPY.
-async fn copy_terms(
-    tx: &Transaction<'_>,
-    batch: &[EncodedEvent],
-    days: &[i32],
-    terms: &[(i64, i64, usize)],
-) -> Result<(), StoreError> {
-    if terms.is_empty() {
-        return Ok(());
-    }
-    let sink = tx
-        .copy_in("COPY data_terms (term, term_time, term_seq, retention_days) FROM STDIN BINARY")
-        .await?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[Type::INT8, Type::TIMESTAMPTZ, Type::INT8, Type::INT4],
-    );
-    pin_mut!(writer);
-    for (term, seq, index) in terms {
-        let row: [&(dyn ToSql + Sync); 4] = [term, &batch[*index].event.time, seq, &days[*index]];
-        writer.as_mut().write(&row).await?;
-    }
-    writer.finish().await?;
-    Ok(())
 }
 
 /// PostgreSQL text cannot hold NUL. The filter columns get U+FFFD in its place; the

@@ -10,6 +10,8 @@ mod keys;
 mod read;
 mod retention;
 mod schema;
+mod term_search;
+mod term_segments;
 mod write;
 
 use crate::error::StoreError;
@@ -353,6 +355,10 @@ impl EventStore for SqliteStore {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             let removed = retention::enforce(&inner.writer, &policy, unix_micros(now))?;
+            if removed > 0 {
+                let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                term_segments::prune(writer.conn())?;
+            }
             Ok(RetentionReport {
                 removed,
                 dropped_partitions: Vec::new(),

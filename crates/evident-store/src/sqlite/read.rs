@@ -3,20 +3,29 @@
 //! SQL text is assembled only from constant fragments chosen by which filters are set;
 //! every value a client sent is bound as a parameter.
 
+use super::term_search;
 use crate::error::StoreError;
 use crate::query::{
     Bucket, Cursor, EventQuery, GroupCount, GroupField, MAX_GROUPS, Page, Scope, Stats, StatsQuery,
     StoredEvent, TypeFilter, group_sql, prefix_end,
 };
+use crate::terms;
 use evident_model::Severity;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params_from_iter};
 
 /// WHERE clauses and their bound values.
 #[derive(Default)]
-struct Filter {
+pub(super) struct Filter {
     clauses: Vec<&'static str>,
-    values: Vec<Sql>,
+    pub(super) values: Vec<Sql>,
+}
+
+/// One event row of a query's answer.
+pub(super) struct Row {
+    pub(super) seq: i64,
+    pub(super) time: i64,
+    pub(super) body: String,
 }
 
 impl Filter {
@@ -41,7 +50,7 @@ impl Filter {
         );
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -116,32 +125,51 @@ pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Result<Page, StoreErro
         );
     }
     let limit = q.limit.max(1);
-    let sql = format!(
-        "SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?",
-        f.sql()
-    );
-    f.values.push(Sql::Integer(limit as i64 + 1));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(f.values.iter()))?;
+    let rows = match q.data.first() {
+        Some(first) => term_search::newest(conn, q, &f, terms::of_filter(first), limit + 1)?,
+        None => newest(conn, &f, limit + 1)?,
+    };
     let mut page = Page::default();
     let mut last = None;
-    while let Some(row) = rows.next()? {
+    for row in rows {
         if page.events.len() == limit {
             page.next_cursor = last;
             break;
         }
-        let seq: i64 = row.get(0)?;
-        let body: String = row.get(2)?;
         last = Some(Cursor {
-            time: row.get(1)?,
-            seq,
+            time: row.time,
+            seq: row.seq,
         });
         page.events.push(StoredEvent {
-            seq,
-            bytes: body.into_bytes(),
+            seq: row.seq,
+            bytes: row.body.into_bytes(),
         });
     }
     Ok(page)
+}
+
+/// The newest `want` events matching `f`, straight from the filter columns' indexes.
+fn newest(conn: &Connection, f: &Filter, want: usize) -> Result<Vec<Row>, StoreError> {
+    let sql = format!(
+        "SELECT seq, time, body FROM events{} ORDER BY time DESC, seq DESC LIMIT ?",
+        f.sql()
+    );
+    let mut values = f.values.clone();
+    values.push(Sql::Integer(want as i64));
+    rows(conn, &sql, &values)
+}
+
+/// Runs `sql`, which selects `seq, time, body`, with `values` bound.
+pub(super) fn rows(conn: &Connection, sql: &str, values: &[Sql]) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(values.iter()), |r| {
+        Ok(Row {
+            seq: r.get(0)?,
+            time: r.get(1)?,
+            body: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub(crate) fn get(

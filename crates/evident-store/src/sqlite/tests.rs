@@ -201,3 +201,47 @@ async fn journaled_critical_events_are_found_and_moved_into_the_store_at_start()
     assert_eq!(moved.bytes, critical.bytes);
     s.forget_journaled(vec![critical.event.id]).await.unwrap();
 }
+
+#[tokio::test]
+async fn data_filters_agree_with_a_scan_across_segments_merges_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stored = {
+        let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+        let stored = testsuite::append_in_batches(&s, testsuite::data_mix(0, 700)).await;
+        testsuite::data_filters_agree_with_a_scan(&s, &stored).await;
+        stored
+    };
+    // Reopened, the buffered terms of the last events are read back from the store.
+    let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+    stored.extend(testsuite::append_in_batches(&s, testsuite::data_mix(700, 300)).await);
+    testsuite::data_filters_agree_with_a_scan(&s, &stored).await;
+    let levels: Vec<i64> = {
+        let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT level FROM term_segments ORDER BY level")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        levels.contains(&1) && levels.contains(&2),
+        "merged segments took part: levels {levels:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_before_the_term_segments_is_indexed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = {
+        let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+        let stored = testsuite::append_in_batches(&s, testsuite::data_mix(0, 300)).await;
+        let conn = rusqlite::Connection::open(s.db_path()).unwrap();
+        conn.execute_batch("DELETE FROM term_postings; DELETE FROM term_segments;")
+            .unwrap();
+        stored
+    };
+    let s = SqliteStore::open_exclusive(dir.path()).unwrap();
+    testsuite::data_filters_agree_with_a_scan(&s, &stored).await;
+}

@@ -1,5 +1,6 @@
 //! The single writer: appends batches in one transaction, assigning gap-free sequence numbers.
 
+use super::term_segments::TermIndex;
 use crate::Appended;
 use crate::error::StoreError;
 use evident_model::{EncodedEvent, unix_micros};
@@ -11,22 +12,41 @@ const INSERT: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
      ON CONFLICT (id) DO NOTHING";
 
-/// The writer connection and the next sequence number to hand out.
+/// The writer connection, the next sequence number to hand out, and the data-term
+/// index of what it stores.
 pub(crate) struct Writer {
     conn: Connection,
     next_seq: i64,
+    terms: TermIndex,
 }
 
 impl Writer {
     pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
         let next_seq = next_seq(&conn)?;
-        Ok(Self { conn, next_seq })
+        let terms = TermIndex::open(&conn)?;
+        Ok(Self {
+            conn,
+            next_seq,
+            terms,
+        })
     }
 
     /// Appends `batch` in one transaction; with WAL and `synchronous=FULL` the commit is
     /// on disk when this returns.
     pub(crate) fn append(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
-        self.in_transaction(|tx, seq| insert_events(tx, batch, seq))
+        let outcomes = self.in_transaction(|tx, seq| insert_events(tx, batch, seq))?;
+        self.index(batch, &outcomes);
+        Ok(outcomes)
+    }
+
+    /// Hands the newly stored events of a committed batch to the data-term index.
+    fn index(&mut self, batch: &[EncodedEvent], outcomes: &[Appended]) {
+        for (encoded, outcome) in batch.iter().zip(outcomes) {
+            if let Appended::Stored(seq) = outcome {
+                self.terms.add(*seq, &encoded.event);
+            }
+        }
+        self.terms.flush_if_full(&self.conn);
     }
 
     /// Runs `f` in one IMMEDIATE transaction, handing it the next sequence number to use;
@@ -78,7 +98,8 @@ impl Writer {
         into: uuid::Uuid,
         build: crate::SummaryBuilder,
     ) -> Result<Option<(u64, Appended)>, StoreError> {
-        self.in_transaction(|tx, seq| {
+        let mut summary = None;
+        let out = self.in_transaction(|tx, seq| {
             let key = into.as_bytes().as_slice();
             let count: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM folds WHERE into_id = ?1 AND summarized = 0",
@@ -88,14 +109,19 @@ impl Writer {
             if count == 0 {
                 return Ok(None);
             }
-            let summary = build(count as u64);
-            let appended = insert_events(tx, std::slice::from_ref(&summary), seq)?;
+            let event = build(count as u64);
+            let appended = insert_events(tx, std::slice::from_ref(&event), seq)?;
             tx.execute(
                 "UPDATE folds SET summarized = 1 WHERE into_id = ?1 AND summarized = 0",
                 params![key],
             )?;
+            summary = Some(event);
             Ok(appended.first().map(|a| (count as u64, *a)))
-        })
+        })?;
+        if let (Some(event), Some((_, appended))) = (summary, out) {
+            self.index(std::slice::from_ref(&event), &[appended]);
+        }
+        Ok(out)
     }
 
     /// Durably records an event the store refused.

@@ -33,12 +33,16 @@ pub struct LoadArgs {
 
 /// Loads the workload; prints the event-time range it covers.
 pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
-    let store: Arc<dyn EventStore> = match &args.database_url {
-        Some(url) => Arc::new(
+    let pg = match &args.database_url {
+        Some(url) => Some(
             PgStore::connect(url, RetentionPolicy::default())
                 .await
                 .context("cannot open the PostgreSQL store")?,
         ),
+        None => None,
+    };
+    let store: Arc<dyn EventStore> = match &pg {
+        Some(pg) => Arc::new(pg.clone()),
         None => {
             Arc::new(SqliteStore::open_exclusive(&args.data_dir).context("cannot open the store")?)
         }
@@ -95,6 +99,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
         progress.inc(n);
     }
     progress.finish_and_clear();
+    // The data index is part of loading: what is left of it is written before the clock stops.
+    if let Some(pg) = &pg {
+        pg.build_term_segments().await?;
+    }
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("the workload thread panicked"))??;

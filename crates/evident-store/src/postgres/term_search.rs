@@ -1,0 +1,172 @@
+//! Answering data filters (`data.<path>=v`) in PostgreSQL from the term segments, as
+//! the embedded store does: the first data filter's term is merged newest first over
+//! the segments ([`Merge`]), the candidates are read by `(time, seq)` in growing batches
+//! with every filter applied, and events past the last segment are searched through the
+//! `seq` index. One repeatable-read transaction sees segments and events as of one commit.
+
+use super::read::{Filter, MICROS};
+use crate::error::StoreError;
+use crate::postings::{self, Merge, Posting, Step};
+use crate::query::EventQuery;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
+
+/// Candidates fetched at once, at first and at most.
+const FIRST_BATCH: usize = 64;
+const MAX_BATCH: usize = 4_096;
+
+/// The newest `want` events matching `q`, whose filter (cursor included) is `f`,
+/// `term` being the term of its first data filter; rows are `(seq, micros, body)`.
+pub(super) async fn newest(
+    client: &mut Client,
+    q: &EventQuery,
+    f: &Filter,
+    term: i64,
+    want: usize,
+) -> Result<Vec<Row>, StoreError> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let indexed: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(last_seq), 0)::int8 FROM term_segments",
+            &[],
+        )
+        .await?
+        .get(0);
+    let recent = unindexed(&tx, f, indexed, want).await?;
+    let older = in_segments(&tx, q, f, term, want).await?;
+    tx.commit().await?;
+    Ok(postings::merge_newest(recent, older, want, |r: &Row| {
+        (r.get::<_, i64>(1), r.get::<_, i64>(0))
+    }))
+}
+
+/// The newest `want` matches among the events no segment covers yet.
+async fn unindexed(
+    tx: &Transaction<'_>,
+    f: &Filter,
+    indexed: i64,
+    want: usize,
+) -> Result<Vec<Row>, StoreError> {
+    let n = f.values.len();
+    // Materialized, so the few rows past `indexed` come off the `seq` index rather than
+    // a filter's index walked over the whole table.
+    let sql = format!(
+        "WITH recent AS MATERIALIZED (SELECT * FROM events WHERE seq > ${})
+         SELECT seq, {MICROS}, body FROM recent{} ORDER BY time DESC, seq DESC LIMIT ${}",
+        n + 1,
+        f.sql(),
+        n + 2
+    );
+    let want = want as i64;
+    let mut params = f.params();
+    params.push(&indexed);
+    params.push(&want);
+    Ok(tx.query(&sql, &params).await?)
+}
+
+/// The newest `want` events that carry `term` in the segments and match `f`.
+async fn in_segments(
+    tx: &Transaction<'_>,
+    q: &EventQuery,
+    f: &Filter,
+    term: i64,
+    want: usize,
+) -> Result<Vec<Row>, StoreError> {
+    let (from, to) = (q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX));
+    let before = q.cursor.map(|c| Posting {
+        time: c.time,
+        seq: c.seq,
+    });
+    let newest = before.map_or(to, |c| to.min(c.time.saturating_add(1)));
+    let segments: Vec<(i64, i64)> = tx
+        .query(
+            "SELECT id, max_time FROM term_segments WHERE max_time >= $1 AND min_time < $2",
+            &[&from, &newest],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // Every segment's first chunk in one round trip; later chunks as the merge needs them.
+    let ids: Vec<i64> = segments.iter().map(|s| s.0).collect();
+    let mut first: HashMap<i64, Vec<u8>> = tx
+        .query(
+            "SELECT segment, postings FROM term_postings
+              WHERE segment = ANY($1) AND term = $2 AND chunk = 0",
+            &[&ids, &term],
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut merge = Merge::new(segments, from, to, before);
+    let n = f.values.len();
+    // Materialized, so each candidate is read by its key whatever other filters the
+    // query has (the planner would otherwise weigh the data filter's GIN index).
+    let fetch = format!(
+        "WITH found AS MATERIALIZED (
+             SELECT events.* FROM unnest(${}::int8[], ${}::timestamptz[]) AS k(k_seq, k_time)
+             JOIN events ON seq = k_seq AND time = k_time)
+         SELECT seq, {MICROS}, body FROM found{} ORDER BY time DESC, seq DESC",
+        n + 1,
+        n + 2,
+        f.sql()
+    );
+    let mut found = Vec::new();
+    let mut batch = FIRST_BATCH.max(want);
+    let mut candidates: Vec<Posting> = Vec::with_capacity(batch);
+    loop {
+        let step = merge.next();
+        match step {
+            Step::Load { segment, chunk } => {
+                let bytes = if chunk == 0 {
+                    first.remove(&segment)
+                } else {
+                    tx.query_opt(
+                        "SELECT postings FROM term_postings
+                          WHERE segment = $1 AND term = $2 AND chunk = $3",
+                        &[&segment, &term, &(chunk as i32)],
+                    )
+                    .await?
+                    .map(|r| r.get(0))
+                };
+                let list = match bytes {
+                    Some(b) => postings::decode(&b)
+                        .map_err(|e| StoreError::Database(format!("segment {segment}: {e}")))?,
+                    None => Vec::new(),
+                };
+                merge.supply(list);
+                continue;
+            }
+            Step::Posting(p) => {
+                candidates.push(p);
+                if candidates.len() < batch {
+                    continue;
+                }
+            }
+            Step::Done => {}
+        }
+        if !candidates.is_empty() {
+            let seqs: Vec<i64> = candidates.iter().map(|p| p.seq).collect();
+            let times: Vec<OffsetDateTime> =
+                candidates.iter().map(|p| super::read::at(p.time)).collect();
+            let mut params: Vec<&(dyn ToSql + Sync)> = f.params();
+            params.push(&seqs);
+            params.push(&times);
+            found.extend(tx.query(&fetch, &params).await?);
+            candidates.clear();
+            batch = (batch * 2).min(MAX_BATCH);
+        }
+        if step == Step::Done || found.len() >= want {
+            found.truncate(want);
+            return Ok(found);
+        }
+    }
+}

@@ -170,30 +170,141 @@ impl Buffer {
         });
     }
 
-    /// The segment's rows: `(term, chunk number, encoded postings)`, in key order, each
-    /// term's newest postings in chunk 0.
-    pub(crate) fn rows(&mut self) -> Vec<(i64, i64, Vec<u8>)> {
+    /// The segment's rows. A term with more than [`PACK_AT_MOST`] postings gets rows of
+    /// its own, `(term, chunk number, encoded postings)`, its newest postings in chunk 0.
+    /// Rarer terms (most of them: ids, timestamps and other one-off values) are packed
+    /// together, about [`PACK_PER_ROW`] to a row keyed `(pack_key(term, bits), PACKED)`,
+    /// which keeps the index a fraction of the size one row per term would make.
+    pub(crate) fn rows(&mut self) -> SegmentRows {
         self.entries
             .sort_unstable_by_key(|(t, p)| (*t, Reverse(*p)));
         self.entries.dedup();
-        let mut rows = Vec::new();
-        let mut list = Vec::new();
+        let mut terms: Vec<(i64, &[(i64, Posting)])> = Vec::new();
         let mut start = 0;
         while start < self.entries.len() {
             let term = self.entries[start].0;
-            let end = start
-                + self.entries[start..]
-                    .iter()
-                    .take_while(|(t, _)| *t == term)
-                    .count();
-            for (n, chunk) in self.entries[start..end].chunks(CHUNK).enumerate() {
-                list.clear();
-                list.extend(chunk.iter().map(|(_, p)| *p));
-                rows.push((term, n as i64, encode(&list)));
-            }
-            start = end;
+            let n = self.entries[start..]
+                .iter()
+                .take_while(|(t, _)| *t == term)
+                .count();
+            terms.push((term, &self.entries[start..start + n]));
+            start += n;
         }
-        rows
+        let packed = terms
+            .iter()
+            .filter(|(_, e)| e.len() <= PACK_AT_MOST)
+            .count();
+        let bits = pack_bits(packed);
+        let mut rows = Vec::new();
+        let mut packs: std::collections::BTreeMap<i64, Vec<u8>> = Default::default();
+        let mut list = Vec::new();
+        for (term, entries) in terms {
+            list.clear();
+            list.extend(entries.iter().map(|(_, p)| *p));
+            if entries.len() <= PACK_AT_MOST {
+                let bytes = encode(&list);
+                let pack = packs.entry(pack_key(term, bits)).or_default();
+                pack.extend_from_slice(&term.to_le_bytes());
+                put(pack, bytes.len() as u64);
+                pack.extend_from_slice(&bytes);
+                continue;
+            }
+            for (n, chunk) in list.chunks(CHUNK).enumerate() {
+                rows.push((term, n as i64, encode(chunk)));
+            }
+        }
+        rows.extend(packs.into_iter().map(|(key, bytes)| (key, PACKED, bytes)));
+        SegmentRows { bits, rows }
+    }
+}
+
+/// Chunk number of the rows that pack a segment's rare terms together.
+pub(crate) const PACKED: i64 = -1;
+
+/// Terms with at most this many postings in a segment are packed.
+const PACK_AT_MOST: usize = 2;
+
+/// Packed terms per row aimed at.
+const PACK_PER_ROW: usize = 64;
+
+/// A segment's rows and how its packed rows are keyed.
+pub(crate) struct SegmentRows {
+    /// Bits of a term that key its packed row (see [`pack_key`]).
+    pub bits: u32,
+    /// `(term or pack key, chunk number or PACKED, bytes)`.
+    pub rows: Vec<(i64, i64, Vec<u8>)>,
+}
+
+/// Key bits for `packed` terms at about [`PACK_PER_ROW`] to a row.
+fn pack_bits(packed: usize) -> u32 {
+    let rows = packed.div_ceil(PACK_PER_ROW).max(1);
+    rows.next_power_of_two().trailing_zeros().min(24)
+}
+
+/// The key of the packed row `term` would be in: its top `bits` bits.
+pub(crate) fn pack_key(term: i64, bits: u32) -> i64 {
+    if bits == 0 { 0 } else { term >> (64 - bits) }
+}
+
+/// The entries of a packed row: each term with its postings.
+pub(crate) fn unpack(mut bytes: &[u8]) -> Result<Vec<(i64, Vec<Posting>)>, Corrupt> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (term, list) = next_packed(&mut bytes)?;
+        out.push((term, decode(list)?));
+    }
+    Ok(out)
+}
+
+/// The postings of `term` in a packed row (none if it is not there).
+pub(crate) fn find_packed(mut bytes: &[u8], term: i64) -> Result<Vec<Posting>, Corrupt> {
+    while !bytes.is_empty() {
+        let (t, list) = next_packed(&mut bytes)?;
+        if t == term {
+            return decode(list);
+        }
+    }
+    Ok(Vec::new())
+}
+
+fn next_packed<'a>(bytes: &mut &'a [u8]) -> Result<(i64, &'a [u8]), Corrupt> {
+    let Some((term, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(Corrupt("truncated packed term"));
+    };
+    let mut rest = rest;
+    let len = take(&mut rest)? as usize;
+    if len > rest.len() {
+        return Err(Corrupt("truncated packed postings"));
+    }
+    let (list, after) = rest.split_at(len);
+    *bytes = after;
+    Ok((i64::from_le_bytes(*term), list))
+}
+
+/// The postings of a term in one chunk, from the chunk's own row or, for chunk 0, the
+/// packed row the term would be in; either may be missing.
+pub(crate) fn chunk_of(
+    term: i64,
+    own: Option<&[u8]>,
+    packed: Option<&[u8]>,
+) -> Result<Vec<Posting>, Corrupt> {
+    match (own, packed) {
+        (Some(bytes), _) => decode(bytes),
+        (None, Some(bytes)) => find_packed(bytes, term),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// Every `(term, postings)` of one stored row, packed or not (for merging segments).
+pub(crate) fn row_entries(
+    key: i64,
+    chunk: i64,
+    bytes: &[u8],
+) -> Result<Vec<(i64, Vec<Posting>)>, Corrupt> {
+    if chunk == PACKED {
+        unpack(bytes)
+    } else {
+        Ok(vec![(key, decode(bytes)?)])
     }
 }
 
@@ -353,6 +464,41 @@ mod tests {
         (any::<i64>(), any::<i64>()).prop_map(|(time, seq)| Posting { time, seq })
     }
 
+    #[test]
+    fn rare_terms_are_packed_and_found_in_their_row() {
+        let mut buffer = Buffer::default();
+        let rare = |seq: i64| seq.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64);
+        for seq in 1..=1_000 {
+            buffer.add(Posting { time: seq, seq }, [7, rare(seq)]);
+        }
+        let SegmentRows { bits, rows } = buffer.rows();
+        assert_eq!(bits, 4, "1,000 rare terms at about 64 a row");
+        let packed: std::collections::HashMap<i64, &[u8]> = rows
+            .iter()
+            .filter(|r| r.1 == PACKED)
+            .map(|r| (r.0, r.2.as_slice()))
+            .collect();
+        assert!(
+            packed.len() <= 16 && packed.len() > 8,
+            "{} packed rows",
+            packed.len()
+        );
+        assert_eq!(
+            rows.iter().filter(|r| r.0 == 7 && r.1 >= 0).count(),
+            1000usize.div_ceil(CHUNK)
+        );
+        for seq in 1..=1_000 {
+            let term = rare(seq);
+            let row = packed.get(&pack_key(term, bits)).copied();
+            assert_eq!(
+                chunk_of(term, None, row).unwrap(),
+                vec![Posting { time: seq, seq }]
+            );
+        }
+        let absent = packed.get(&pack_key(12345, bits)).copied();
+        assert!(chunk_of(12345, None, absent).unwrap().is_empty());
+    }
+
     proptest! {
         #[test]
         fn encoding_round_trips(mut list in proptest::collection::vec(posting(), 0..200)) {
@@ -376,7 +522,7 @@ mod tests {
             for (seq, (time, terms)) in events.iter().enumerate() {
                 buffer.add(Posting { time: *time, seq: seq as i64 + 1 }, terms.iter().copied());
             }
-            let rows = buffer.rows();
+            let rows = buffer.rows().rows;
             for term in 0..5 {
                 let mut want: Vec<Posting> = events
                     .iter()
@@ -387,8 +533,9 @@ mod tests {
                 want.sort_unstable_by_key(|p| Reverse(*p));
                 let got: Vec<Posting> = rows
                     .iter()
-                    .filter(|(t, _, _)| *t == term)
-                    .flat_map(|(_, _, bytes)| decode(bytes).unwrap())
+                    .flat_map(|(key, chunk, bytes)| row_entries(*key, *chunk, bytes).unwrap())
+                    .filter(|(t, _)| *t == term)
+                    .flat_map(|(_, list)| list)
                     .collect();
                 prop_assert_eq!(got, want);
             }
@@ -407,7 +554,7 @@ mod tests {
                 [7],
             );
         }
-        let rows = buffer.rows();
+        let rows = buffer.rows().rows;
         assert_eq!(rows.len(), 3);
         assert_eq!(rows.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0, 1, 2]);
         let first = decode(&rows[0].2).unwrap();

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_term_segments.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_packed_terms.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.

@@ -85,26 +85,45 @@ async fn in_segments(
         seq: c.seq,
     });
     let newest = before.map_or(to, |c| to.min(c.time.saturating_add(1)));
-    let segments: Vec<(i64, i64)> = tx
+    let mut segments = Vec::new();
+    let mut packed_bits = HashMap::new();
+    for r in tx
         .query(
-            "SELECT id, max_time FROM term_segments WHERE max_time >= $1 AND min_time < $2",
+            "SELECT id, max_time, packed_bits FROM term_segments
+              WHERE max_time >= $1 AND min_time < $2",
             &[&from, &newest],
         )
         .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    // Every segment's first chunk in one round trip; later chunks as the merge needs them.
-    let ids: Vec<i64> = segments.iter().map(|s| s.0).collect();
-    let mut first: HashMap<i64, Vec<u8>> = tx
+    {
+        let id: i64 = r.get(0);
+        segments.push((id, r.get(1)));
+        if let Some(bits) = r.get::<_, Option<i32>>(2) {
+            packed_bits.insert(id, bits as u32);
+        }
+    }
+    // Every segment's first chunk of the term, own or packed, in one round trip; later
+    // chunks as the merge needs them.
+    let mut keys: (Vec<i64>, Vec<i64>, Vec<i32>) = Default::default();
+    for (id, _) in &segments {
+        keys.0.push(*id);
+        keys.1.push(term);
+        keys.2.push(0);
+        if let Some(&bits) = packed_bits.get(id) {
+            keys.0.push(*id);
+            keys.1.push(postings::pack_key(term, bits));
+            keys.2.push(postings::PACKED as i32);
+        }
+    }
+    let mut first: HashMap<(i64, i32), Vec<u8>> = tx
         .query(
-            "SELECT segment, postings FROM term_postings
-              WHERE segment = ANY($1) AND term = $2 AND chunk = 0",
-            &[&ids, &term],
+            "SELECT segment, chunk, postings FROM term_postings
+              WHERE (segment, term, chunk) IN
+                    (SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[]))",
+            &[&keys.0, &keys.1, &keys.2],
         )
         .await?
         .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
         .collect();
     let mut merge = Merge::new(segments, from, to, before);
     let n = f.values.len();
@@ -126,22 +145,23 @@ async fn in_segments(
         let step = merge.next();
         match step {
             Step::Load { segment, chunk } => {
-                let bytes = if chunk == 0 {
-                    first.remove(&segment)
+                let list = if chunk == 0 {
+                    let own = first.remove(&(segment, 0));
+                    let packed = first.remove(&(segment, postings::PACKED as i32));
+                    postings::chunk_of(term, own.as_deref(), packed.as_deref())
                 } else {
-                    tx.query_opt(
-                        "SELECT postings FROM term_postings
-                          WHERE segment = $1 AND term = $2 AND chunk = $3",
-                        &[&segment, &term, &(chunk as i32)],
-                    )
-                    .await?
-                    .map(|r| r.get(0))
+                    let own: Option<Vec<u8>> = tx
+                        .query_opt(
+                            "SELECT postings FROM term_postings
+                              WHERE segment = $1 AND term = $2 AND chunk = $3",
+                            &[&segment, &term, &(chunk as i32)],
+                        )
+                        .await?
+                        .map(|r| r.get(0));
+                    postings::chunk_of(term, own.as_deref(), None)
                 };
-                let list = match bytes {
-                    Some(b) => postings::decode(&b)
-                        .map_err(|e| StoreError::Database(format!("segment {segment}: {e}")))?,
-                    None => Vec::new(),
-                };
+                let list =
+                    list.map_err(|e| StoreError::Database(format!("segment {segment}: {e}")))?;
                 merge.supply(list);
                 continue;
             }

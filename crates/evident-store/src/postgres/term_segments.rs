@@ -75,10 +75,13 @@ async fn write_segment(
     buffer: &mut Buffer,
 ) -> Result<(), StoreError> {
     let (min_time, max_time) = buffer.times.unwrap_or((0, 0));
+    let rows = buffer.rows();
+    let bits = rows.bits as i32;
     let segment: i64 = tx
         .query_one(
-            "INSERT INTO term_segments (level, first_seq, last_seq, events, min_time, max_time)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO term_segments
+                 (level, first_seq, last_seq, events, min_time, max_time, packed_bits)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             &[
                 &level,
                 &seqs.0,
@@ -86,14 +89,14 @@ async fn write_segment(
                 &(buffer.events as i64),
                 &min_time,
                 &max_time,
+                &bits,
             ],
         )
         .await?
         .get(0);
-    let rows = buffer.rows();
-    let terms: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let chunks: Vec<i32> = rows.iter().map(|r| r.1 as i32).collect();
-    let lists: Vec<&[u8]> = rows.iter().map(|r| r.2.as_slice()).collect();
+    let terms: Vec<i64> = rows.rows.iter().map(|r| r.0).collect();
+    let chunks: Vec<i32> = rows.rows.iter().map(|r| r.1 as i32).collect();
+    let lists: Vec<&[u8]> = rows.rows.iter().map(|r| r.2.as_slice()).collect();
     tx.execute(
         "INSERT INTO term_postings (segment, term, chunk, postings)
          SELECT $1, * FROM unnest($2::int8[], $3::int4[], $4::bytea[])",
@@ -128,15 +131,18 @@ async fn merge_full_levels(tx: &Transaction<'_>) -> Result<(), StoreError> {
         }
         for row in tx
             .query(
-                "SELECT segment, term, postings FROM term_postings WHERE segment = ANY($1)",
+                "SELECT segment, term, chunk, postings FROM term_postings WHERE segment = ANY($1)",
                 &[&ids],
             )
             .await?
         {
             let segment: i64 = row.get(0);
-            let list = postings::decode(row.get(2))
+            let chunk: i32 = row.get(2);
+            let entries = postings::row_entries(row.get(1), chunk.into(), row.get(3))
                 .map_err(|e| StoreError::Database(format!("segment {segment}: {e}")))?;
-            merged.extend(row.get(1), &list);
+            for (term, list) in entries {
+                merged.extend(term, &list);
+            }
         }
         let seqs = merged.seqs.unwrap_or((0, 0));
         write_segment(tx, level + 1, seqs, &mut merged).await?;

@@ -74,17 +74,43 @@ fn in_segments(
         seq: c.seq,
     });
     let newest = before.map_or(to, |c| to.min(c.time.saturating_add(1)));
+    let mut packed_bits = std::collections::HashMap::new();
     let segments = {
         let mut stmt = conn.prepare_cached(
-            "SELECT id, max_time FROM term_segments WHERE max_time >= ?1 AND min_time < ?2",
+            "SELECT id, max_time, packed_bits FROM term_segments
+              WHERE max_time >= ?1 AND min_time < ?2",
         )?;
-        let rows = stmt.query_map(params![from, newest], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<Vec<_>, _>>()?
+        let mut rows = stmt.query(params![from, newest])?;
+        let mut segments = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            segments.push((id, row.get(1)?));
+            if let Some(bits) = row.get::<_, Option<u32>>(2)? {
+                packed_bits.insert(id, bits);
+            }
+        }
+        segments
     };
     let mut merge = Merge::new(segments, from, to, before);
     let mut load = conn.prepare_cached(
         "SELECT postings FROM term_postings WHERE segment = ?1 AND term = ?2 AND chunk = ?3",
     )?;
+    let mut load_chunk = |segment: i64, chunk: i64| -> Result<Vec<Posting>, StoreError> {
+        let mut row = |key: i64, chunk: i64| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(load
+                .query_row(params![segment, key, chunk], |r| r.get(0))
+                .optional()?)
+        };
+        let own = row(term, chunk)?;
+        let packed = match packed_bits.get(&segment) {
+            Some(&bits) if own.is_none() && chunk == 0 => {
+                row(postings::pack_key(term, bits), postings::PACKED)?
+            }
+            _ => None,
+        };
+        postings::chunk_of(term, own.as_deref(), packed.as_deref())
+            .map_err(|e| StoreError::Database(format!("segment {segment}: {e}")))
+    };
     // The CROSS JOIN keeps the candidates as the outer loop: each event is found by its
     // sequence number, whatever other filters the query has.
     let fetch = format!(
@@ -99,15 +125,7 @@ fn in_segments(
         let step = merge.next();
         match step {
             Step::Load { segment, chunk } => {
-                let bytes: Option<Vec<u8>> = load
-                    .query_row(params![segment, term, chunk], |r| r.get(0))
-                    .optional()?;
-                let list = match bytes {
-                    Some(b) => postings::decode(&b)
-                        .map_err(|e| StoreError::Database(format!("segment {segment}: {e}")))?,
-                    None => Vec::new(),
-                };
-                merge.supply(list);
+                merge.supply(load_chunk(segment, chunk)?);
                 continue;
             }
             Step::Posting(p) => {

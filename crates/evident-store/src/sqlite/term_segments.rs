@@ -115,23 +115,26 @@ fn write_segment(
     buffer: &mut Buffer,
 ) -> Result<(), StoreError> {
     let (min_time, max_time) = buffer.times.unwrap_or((0, 0));
+    let rows = buffer.rows();
     conn.execute(
-        "INSERT INTO term_segments (level, first_seq, last_seq, events, min_time, max_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO term_segments
+             (level, first_seq, last_seq, events, min_time, max_time, packed_bits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             level,
             seqs.0,
             seqs.1,
             buffer.events as i64,
             min_time,
-            max_time
+            max_time,
+            rows.bits
         ],
     )?;
     let segment = conn.last_insert_rowid();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO term_postings (segment, term, chunk, postings) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (term, chunk, bytes) in buffer.rows() {
+    for (term, chunk, bytes) in rows.rows {
         stmt.execute(params![segment, term, chunk, bytes])?;
     }
     Ok(())
@@ -162,16 +165,18 @@ fn merge_full_levels(conn: &Connection) -> Result<(), StoreError> {
             continue;
         }
         let mut merged = Buffer::default();
-        let mut read =
-            conn.prepare_cached("SELECT term, postings FROM term_postings WHERE segment = ?1")?;
+        let mut read = conn
+            .prepare_cached("SELECT term, chunk, postings FROM term_postings WHERE segment = ?1")?;
         for &(id, first, last, events, min_time, max_time) in &group {
             merged.cover(events as usize, (first, last), (min_time, max_time));
             let mut rows = read.query([id])?;
             while let Some(row) = rows.next()? {
-                let bytes: Vec<u8> = row.get(1)?;
-                let list = postings::decode(&bytes)
+                let bytes: Vec<u8> = row.get(2)?;
+                let entries = postings::row_entries(row.get(0)?, row.get(1)?, &bytes)
                     .map_err(|e| StoreError::Database(format!("segment {id}: {e}")))?;
-                merged.extend(row.get(0)?, &list);
+                for (term, list) in entries {
+                    merged.extend(term, &list);
+                }
             }
         }
         let seqs = merged.seqs.unwrap_or((0, 0));

@@ -32,6 +32,9 @@ use tokio::task::JoinHandle;
 const ATTEMPTS: u32 = 3;
 /// Wait before the first retry; each further retry waits four times longer.
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+/// Pause between commits while the store fails: first, and at most (doubling between).
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// Starts the writer loop on a thread of its own: the moment a commit finishes it must
 /// start the next, and a task could wait behind hundreds of ready connection tasks.
@@ -41,8 +44,18 @@ pub(crate) fn spawn(shared: Arc<Shared>, store: Arc<dyn EventStore>) -> JoinHand
 }
 
 async fn run(shared: Arc<Shared>, store: Arc<dyn EventStore>) {
+    let mut pause = FIRST_PAUSE;
     while let Some(batch) = next_batch(&shared).await {
         commit_parts(&shared, store.as_ref(), batch).await;
+        if shared.store_ok.load(Ordering::Acquire) {
+            pause = FIRST_PAUSE;
+        } else {
+            // The store is failing (its requests were answered 503): what is still queued,
+            // such as the service's own events, waits a little longer each time instead
+            // of retrying in a tight loop.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
     }
     crate::windows::close(&shared, true).await;
     tracing::debug!("commit stage drained and stopped");

@@ -5,8 +5,9 @@
 //! - an event enters only while the queue, counting it, stays within its priority's share
 //!   of the capacity (events and bytes), so lower priorities are refused first and the
 //!   room above their shares stays free for more urgent events;
-//! - a commit takes critical events alone whenever any are queued: they never wait
-//!   behind other events;
+//! - a commit takes critical events alone whenever the first queued one has a submitter
+//!   waiting for its answer: they never wait behind other events (critical events nobody
+//!   waits on go first, with the rest);
 //! - otherwise it takes, first, events that have waited past their priority's `max_wait`
 //!   (oldest priority lanes first), then the most urgent events, each lane up to its
 //!   `max_batch`, the whole up to `max_commit_events`.
@@ -104,8 +105,15 @@ impl Queues {
         let mut batch = Vec::new();
         let mut taken = [0usize; 5];
         let critical = usize::from(Priority::Critical.rank());
-        if !self.lanes[critical].is_empty() {
-            self.take_from(critical, config, &mut taken, &mut batch);
+        // Critical events go alone, for the shortest wait, when someone waits for their
+        // answer. Those nobody waits on (the service's own, or already journaled) gain
+        // nothing from it; sent alone while the store fails, retry after retry, they
+        // would starve every other lane.
+        let alone = self.lanes[critical]
+            .front()
+            .is_some_and(|p| p.request.wants_answer());
+        self.take_from(critical, config, &mut taken, &mut batch);
+        if alone {
             return batch;
         }
         for lane in 0..critical {

@@ -3,11 +3,22 @@ use crate::request::{EventOutcome, Pending};
 use evident_model::Severity;
 use std::time::Duration;
 
+/// A part of a request whose submitter waits for the answer.
 fn part(priority: Priority, n: usize, enqueued: Instant) -> Part {
+    let (reply, _answer) = tokio::sync::oneshot::channel();
+    part_with(priority, n, enqueued, Some(reply))
+}
+
+fn part_with(
+    priority: Priority,
+    n: usize,
+    enqueued: Instant,
+    reply: Option<tokio::sync::oneshot::Sender<Vec<EventOutcome>>>,
+) -> Part {
     let events: Vec<EncodedEvent> = (0..n)
         .map(|i| evident_store::testsuite::event("a.b", i as i64, Severity::Info))
         .collect();
-    let request = Arc::new(Pending::new(vec![None::<EventOutcome>; n], n, None));
+    let request = Arc::new(Pending::new(vec![None::<EventOutcome>; n], n, reply));
     Part {
         slots: (0..n).collect(),
         events,
@@ -38,6 +49,23 @@ fn enqueue(q: &mut Queues, part: Part) {
 
 fn count(batch: &[Part]) -> usize {
     batch.iter().map(|p| p.events.len()).sum()
+}
+
+#[test]
+fn critical_events_nobody_waits_on_share_the_commit() {
+    let c = config();
+    let now = Instant::now();
+    let mut q = Queues::default();
+    enqueue(&mut q, part(Priority::Info, 3, now));
+    // The service's own event, retried at the front of its lane while the store fails.
+    enqueue(&mut q, part_with(Priority::Critical, 1, now, None));
+    let batch = q.take_batch(&c, now);
+    assert_eq!(count(&batch), 4, "the waiting info events are not starved");
+    assert_eq!(
+        batch[0].priority,
+        Priority::Critical,
+        "critical still first"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use evident_model::EncodedEvent;
 use futures_util::pin_mut;
 use std::collections::HashSet;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
 const COPY: &str = "COPY events (seq, id, time, received_at, retention_days, type, category,
@@ -104,8 +104,14 @@ pub(crate) async fn insert(
         outcomes.push(Appended::Stored(seq));
         let body = std::str::from_utf8(&encoded.bytes)
             .map_err(|err| StoreError::Rejected(format!("event body is not UTF-8: {err}")))?;
-        let data = serde_json::Value::Object(e.data.clone());
-        let data = without_nul(data);
+        // The canonical body escapes NUL as \u0000: without one, `data` goes as it is.
+        let cleaned;
+        let data: &(dyn ToSql + Sync) = if body.contains("\\u0000") {
+            cleaned = without_nul(serde_json::Value::Object(e.data.clone()));
+            &cleaned
+        } else {
+            &Json(&e.data)
+        };
         let severity = i16::from(e.severity.rank());
         let priority = i16::from(e.priority.rank());
         let row: [&(dyn ToSql + Sync); 18] = [
@@ -125,7 +131,7 @@ pub(crate) async fn insert(
             &opt_text(&e.actor.ip),
             &opt_text(&e.facility),
             &opt_text(&e.correlation_id),
-            &data,
+            data,
             &body,
         ];
         writer.as_mut().write(&row).await?;

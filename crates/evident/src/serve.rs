@@ -20,7 +20,7 @@ pub const ADDR_FILE: &str = "evident.addr";
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(args.config.as_deref())?;
+    let config = Config::load(args.config.as_deref(), args.database_url.is_some())?;
     let (store, keys, maintenance) = open_store(&args, &config).await?;
     ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());

@@ -325,6 +325,39 @@ pub(crate) enum Step {
     Done,
 }
 
+/// The part of the posting order a query reads: `from <= time < to`, before `before`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Lowest event time, inclusive.
+    pub from: i64,
+    /// Highest event time, exclusive.
+    pub to: i64,
+    /// Only postings that sort before this one (a page cursor).
+    pub before: Option<Posting>,
+}
+
+impl Bounds {
+    /// The bounds of `q`'s time range and cursor.
+    pub(crate) fn of(q: &crate::query::EventQuery) -> Self {
+        Self {
+            from: q.from.unwrap_or(i64::MIN),
+            to: q.to.unwrap_or(i64::MAX),
+            before: q.cursor.map(|c| Posting {
+                time: c.time,
+                seq: c.seq,
+            }),
+        }
+    }
+
+    /// The `[from, newest)` range of event times a segment must overlap to matter.
+    pub(crate) fn times(&self) -> (i64, i64) {
+        let newest = self
+            .before
+            .map_or(self.to, |c| self.to.min(c.time.saturating_add(1)));
+        (self.from, newest)
+    }
+}
+
 /// A term's postings in one opened segment, a chunk at a time.
 struct Opened {
     segment: i64,
@@ -350,23 +383,17 @@ pub(crate) struct Merge {
 }
 
 impl Merge {
-    /// A merge over `segments` (`(id, max_time)`) of the postings with
-    /// `from <= time < to` that sort before `before`.
-    pub(crate) fn new(
-        mut segments: Vec<(i64, i64)>,
-        from: i64,
-        to: i64,
-        before: Option<Posting>,
-    ) -> Self {
+    /// A merge over `segments` (`(id, max_time)`) of the postings within `bounds`.
+    pub(crate) fn new(mut segments: Vec<(i64, i64)>, bounds: Bounds) -> Self {
         segments.sort_unstable_by_key(|s| s.1);
         Self {
             unopened: segments,
             opened: Vec::new(),
             heads: std::collections::BinaryHeap::new(),
             loading: None,
-            from,
-            to,
-            before,
+            from: bounds.from,
+            to: bounds.to,
+            before: bounds.before,
         }
     }
 
@@ -592,7 +619,7 @@ mod tests {
                 .filter(|p| from <= p.time && p.time < to && before.is_none_or(|b| *p < b))
                 .collect();
             want.sort_unstable_by_key(|p| Reverse(*p));
-            let mut merge = Merge::new(ids, from, to, before);
+            let mut merge = Merge::new(ids, Bounds { from, to, before });
             let mut got = Vec::new();
             loop {
                 match merge.next() {

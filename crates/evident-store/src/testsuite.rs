@@ -339,6 +339,30 @@ pub async fn folds_summarize_exactly_once(store: &dyn EventStore) {
     assert!(none.is_none());
 }
 
+/// The ids of every event `query` finds, paging through its cursors to the end.
+async fn all_pages(store: &dyn EventStore, query: EventQuery) -> Vec<Uuid> {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(EventQuery {
+                cursor,
+                ..query.clone()
+            })
+            .await
+            .unwrap();
+        seen.extend(
+            page.events
+                .iter()
+                .map(|e| serde_json::from_slice::<Event>(&e.bytes).unwrap().id),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return seen,
+        }
+    }
+}
+
 /// A data filter pages newest first like any other, within a time range, with numbers
 /// and numeric-looking strings compared as the filter's rules say.
 pub async fn data_filters_page_newest_first(store: &dyn EventStore) {
@@ -363,34 +387,21 @@ pub async fn data_filters_page_newest_first(store: &dyn EventStore) {
         path: path.iter().map(|s| s.to_string()).collect(),
         value: value.into(),
     };
-    let mut seen = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .query(EventQuery {
-                data: vec![filter(&["line", "id"], "L1")],
-                from: Some(evident_model::unix_micros(
-                    BASE + time::Duration::minutes(5),
-                )),
-                to: Some(evident_model::unix_micros(
-                    BASE + time::Duration::minutes(35),
-                )),
-                limit: 4,
-                cursor,
-                ..EventQuery::default()
-            })
-            .await
-            .unwrap();
-        seen.extend(
-            page.events
-                .iter()
-                .map(|e| serde_json::from_slice::<Event>(&e.bytes).unwrap().id),
-        );
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let seen = all_pages(
+        store,
+        EventQuery {
+            data: vec![filter(&["line", "id"], "L1")],
+            from: Some(evident_model::unix_micros(
+                BASE + time::Duration::minutes(5),
+            )),
+            to: Some(evident_model::unix_micros(
+                BASE + time::Duration::minutes(35),
+            )),
+            limit: 4,
+            ..EventQuery::default()
+        },
+    )
+    .await;
     assert_eq!(seen, expected, "every match once, newest first");
     let count_of = |f: DataFilter| async move {
         store
@@ -502,34 +513,18 @@ pub async fn data_filters_agree_with_a_scan(store: &dyn EventStore, stored: &[(i
                     .collect();
                 want.sort_unstable_by_key(|w| std::cmp::Reverse((w.0, w.1)));
                 let want: Vec<Uuid> = want.into_iter().map(|w| w.2).collect();
-                let mut got = Vec::new();
-                let mut cursor = None;
-                loop {
-                    let page = store
-                        .query(EventQuery {
-                            event_type: kind.map(|k| TypeFilter::Exact(k.into())),
-                            data: vec![DataFilter {
-                                path: vec![field.into()],
-                                value: value.into(),
-                            }],
-                            from: window.map(|w| at(w.0)),
-                            to: window.map(|w| at(w.1)),
-                            limit: 23,
-                            cursor,
-                            ..EventQuery::default()
-                        })
-                        .await
-                        .unwrap();
-                    got.extend(
-                        page.events
-                            .iter()
-                            .map(|e| serde_json::from_slice::<Event>(&e.bytes).unwrap().id),
-                    );
-                    match page.next_cursor {
-                        Some(c) => cursor = Some(c),
-                        None => break,
-                    }
-                }
+                let query = EventQuery {
+                    event_type: kind.map(|k| TypeFilter::Exact(k.into())),
+                    data: vec![DataFilter {
+                        path: vec![field.into()],
+                        value: value.into(),
+                    }],
+                    from: window.map(|w| at(w.0)),
+                    to: window.map(|w| at(w.1)),
+                    limit: 23,
+                    ..EventQuery::default()
+                };
+                let got = all_pages(store, query).await;
                 assert_eq!(
                     got, want,
                     "data.{field}={value} window {window:?} type {kind:?}"

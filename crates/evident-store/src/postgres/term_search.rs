@@ -6,7 +6,7 @@
 
 use super::read::{Filter, MICROS};
 use crate::error::StoreError;
-use crate::postings::{self, Merge, Posting, Step};
+use crate::postings::{self, Bounds, Merge, Posting, Step};
 use crate::query::EventQuery;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -32,13 +32,7 @@ pub(super) async fn newest(
         .read_only(true)
         .start()
         .await?;
-    let indexed: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(last_seq), 0)::int8 FROM term_segments",
-            &[],
-        )
-        .await?
-        .get(0);
+    let indexed = super::term_segments::indexed(&tx).await?;
     let recent = unindexed(&tx, f, indexed, want).await?;
     let older = in_segments(&tx, q, f, term, want).await?;
     tx.commit().await?;
@@ -79,12 +73,8 @@ async fn in_segments(
     term: i64,
     want: usize,
 ) -> Result<Vec<Row>, StoreError> {
-    let (from, to) = (q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX));
-    let before = q.cursor.map(|c| Posting {
-        time: c.time,
-        seq: c.seq,
-    });
-    let newest = before.map_or(to, |c| to.min(c.time.saturating_add(1)));
+    let bounds = Bounds::of(q);
+    let (from, newest) = bounds.times();
     let mut segments = Vec::new();
     let mut packed_bits = HashMap::new();
     for r in tx
@@ -125,7 +115,7 @@ async fn in_segments(
         .into_iter()
         .map(|r| ((r.get(0), r.get(1)), r.get(2)))
         .collect();
-    let mut merge = Merge::new(segments, from, to, before);
+    let mut merge = Merge::new(segments, bounds);
     let n = f.values.len();
     // Materialized, so each candidate is read by its key whatever other filters the
     // query has (the planner would otherwise weigh the data filter's GIN index).

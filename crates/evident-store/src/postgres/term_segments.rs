@@ -32,13 +32,7 @@ pub(crate) async fn build_next(tx: &Transaction<'_>) -> Result<Built, StoreError
     if !locked {
         return Ok(Built::Busy);
     }
-    let indexed: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(last_seq), 0)::int8 FROM term_segments",
-            &[],
-        )
-        .await?
-        .get(0);
+    let indexed = indexed(tx).await?;
     // Writers commit in sequence order (the commit_seq row lock), so the events seen
     // past `indexed` have no gaps a later commit could fill.
     let rows = tx
@@ -65,6 +59,17 @@ pub(crate) async fn build_next(tx: &Transaction<'_>) -> Result<Built, StoreError
     write_segment(tx, 0, (indexed + 1, last), &mut buffer).await?;
     merge_full_levels(tx).await?;
     Ok(Built::Segment(last))
+}
+
+/// The highest sequence number a segment covers (0 when none does).
+pub(crate) async fn indexed(client: &impl GenericClient) -> Result<i64, StoreError> {
+    Ok(client
+        .query_one(
+            "SELECT COALESCE(MAX(last_seq), 0)::int8 FROM term_segments",
+            &[],
+        )
+        .await?
+        .get(0))
 }
 
 /// Inserts one segment at `level` covering `seqs` with the postings in `buffer`.

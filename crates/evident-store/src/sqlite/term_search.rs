@@ -9,7 +9,7 @@
 
 use super::read::{Filter, Row, rows};
 use crate::error::StoreError;
-use crate::postings::{self, Merge, Posting, Step};
+use crate::postings::{self, Bounds, Merge, Posting, Step};
 use crate::query::EventQuery;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -68,12 +68,8 @@ fn in_segments(
     term: i64,
     want: usize,
 ) -> Result<Vec<Row>, StoreError> {
-    let (from, to) = (q.from.unwrap_or(i64::MIN), q.to.unwrap_or(i64::MAX));
-    let before = q.cursor.map(|c| Posting {
-        time: c.time,
-        seq: c.seq,
-    });
-    let newest = before.map_or(to, |c| to.min(c.time.saturating_add(1)));
+    let bounds = Bounds::of(q);
+    let (from, newest) = bounds.times();
     let mut packed_bits = std::collections::HashMap::new();
     let segments = {
         let mut stmt = conn.prepare_cached(
@@ -91,7 +87,7 @@ fn in_segments(
         }
         segments
     };
-    let mut merge = Merge::new(segments, from, to, before);
+    let mut merge = Merge::new(segments, bounds);
     let mut load = conn.prepare_cached(
         "SELECT postings FROM term_postings WHERE segment = ?1 AND term = ?2 AND chunk = ?3",
     )?;

@@ -15,6 +15,7 @@ mod config;
 mod dlq;
 mod keys;
 mod query;
+mod rules;
 mod send;
 mod serve;
 
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
+            Command::Rules(args) => Ok(rules::run(args)),
             Command::Bench(args) => bench::run(args).await,
             Command::BenchLoad(args) => bench::loader::run(args).await,
             Command::BenchQueries(args) => bench::queries::run(args).await,

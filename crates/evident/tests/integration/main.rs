@@ -9,4 +9,5 @@ mod crash;
 mod pipeline;
 mod postgres;
 mod query;
+mod rules;
 mod shapes;

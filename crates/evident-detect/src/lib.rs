@@ -1,0 +1,17 @@
+//! evident's detection stage: Sigma rules evaluated over events.
+//!
+//! The Sigma language itself (parsing, modifiers, conditions, the candidate index that
+//! skips rules an event cannot match) is RSigma's (`rsigma-parser`, `rsigma-eval`).
+//! This crate is what surrounds it:
+//!
+//! - [`rules`]: loading rule files from a directory, every rule that cannot load named
+//!   with its file, line where known, and reason, never stopping the others;
+//! - [`fields`]: the view of an event rules match against — evident's own events with
+//!   Sigma's common field names mapped onto them, and Windows event log JSON
+//!   (`Event.System` / `Event.EventData`) flattened the way Sigma's Windows rules expect;
+//! - [`Detector`]: a loaded rule set that tells which rules an event fires.
+
+pub mod fields;
+pub mod rules;
+
+pub use rules::{Detector, LoadReport, Match, RuleProblem};

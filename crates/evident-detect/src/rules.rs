@@ -1,0 +1,304 @@
+//! Loading Sigma rule files into a [`Detector`], and what it reports about them.
+//!
+//! Every file is parsed on its own and every rule compiled on its own, so one bad rule
+//! (or file) is reported — file, line where it can be told, and reason — and the others
+//! load regardless.
+
+use crate::fields;
+use rsigma_eval::{Engine, JsonEvent, parse_pipeline};
+use rsigma_parser::{SigmaRule, parse_sigma_yaml};
+use serde_json::Value;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A rule, or a whole file, that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    /// The file it is in.
+    pub file: PathBuf,
+    /// The line the problem is on, when it can be told.
+    pub line: Option<usize>,
+    /// The rule's title, when it got that far.
+    pub rule: Option<String>,
+    /// Why it could not be loaded.
+    pub reason: String,
+}
+
+impl fmt::Display for RuleProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(rule) = &self.rule {
+            write!(f, ": rule \"{rule}\"")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// What loading found.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    /// Rule files read.
+    pub files: usize,
+    /// Detection rules loaded.
+    pub loaded: usize,
+    /// Correlation rules found (evaluated by the correlation stage, not counted above).
+    pub correlations: usize,
+    /// Everything that could not be loaded.
+    pub problems: Vec<RuleProblem>,
+}
+
+/// One rule an event fired.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Match {
+    /// The rule's id, if it has one.
+    pub rule_id: Option<String>,
+    /// The rule's title.
+    pub title: String,
+    /// The rule's level (`informational` .. `critical`), if set.
+    pub level: Option<String>,
+    /// The rule's tags (ATT&CK techniques and the like).
+    pub tags: Vec<String>,
+}
+
+/// A loaded rule set.
+pub struct Detector {
+    engine: Engine,
+}
+
+impl Detector {
+    /// Loads every `.yml` / `.yaml` file under `dir` (recursively, in name order).
+    /// Fails only when the directory cannot be read; bad rules are in the report.
+    pub fn from_dir(dir: &Path) -> std::io::Result<(Detector, LoadReport)> {
+        let mut files = Vec::new();
+        collect_rule_files(dir, &mut files)?;
+        files.sort();
+        Ok(Self::from_files(&files))
+    }
+
+    /// Loads the given rule files.
+    pub fn from_files(files: &[PathBuf]) -> (Detector, LoadReport) {
+        let mut loader = Loader::new();
+        for file in files {
+            match std::fs::read_to_string(file) {
+                Ok(text) => loader.add(file, &text),
+                Err(e) => loader.report.problems.push(RuleProblem {
+                    file: file.clone(),
+                    line: None,
+                    rule: None,
+                    reason: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        loader.finish()
+    }
+
+    /// Loads rules from YAML text, reported as coming from `name`.
+    pub fn from_yaml(name: &str, text: &str) -> (Detector, LoadReport) {
+        let mut loader = Loader::new();
+        loader.add(Path::new(name), text);
+        loader.finish()
+    }
+
+    /// How many detection rules are loaded.
+    pub fn rule_count(&self) -> usize {
+        self.engine.rule_count()
+    }
+
+    /// The rules `event` fires (an evident event, or any JSON such as a Windows event
+    /// log record; see [`fields`]).
+    pub fn evaluate(&self, event: &Value) -> Vec<Match> {
+        let view = fields::view(event);
+        self.engine
+            .evaluate(&JsonEvent::borrow(&view))
+            .into_iter()
+            .map(|r| Match {
+                rule_id: r.header.rule_id,
+                title: r.header.rule_title,
+                level: r.header.level.map(|l| l.as_str().to_owned()),
+                tags: r.header.tags,
+            })
+            .collect()
+    }
+}
+
+/// Parses files one by one, then compiles every rule at once.
+struct Loader {
+    rules: Vec<(PathBuf, usize, SigmaRule)>,
+    report: LoadReport,
+}
+
+impl Loader {
+    fn new() -> Self {
+        Self {
+            rules: Vec::new(),
+            report: LoadReport::default(),
+        }
+    }
+
+    fn add(&mut self, file: &Path, text: &str) {
+        self.report.files += 1;
+        let collection = match parse_sigma_yaml(text) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = e.to_string();
+                self.report.problems.push(RuleProblem {
+                    file: file.to_owned(),
+                    line: line_of(text, &reason, None),
+                    rule: None,
+                    reason,
+                });
+                return;
+            }
+        };
+        for reason in collection.errors {
+            self.report.problems.push(RuleProblem {
+                file: file.to_owned(),
+                line: line_of(text, &reason, None),
+                rule: None,
+                reason,
+            });
+        }
+        self.report.correlations += collection.correlations.len();
+        for rule in collection.rules {
+            let line = line_of(text, "", Some(&rule.title)).unwrap_or(1);
+            self.rules.push((file.to_owned(), line, rule));
+        }
+    }
+
+    fn finish(self) -> (Detector, LoadReport) {
+        let Loader { rules, mut report } = self;
+        // The mapping is a constant of this crate, tested to parse.
+        let mut engine = match parse_pipeline(fields::MAPPING) {
+            Ok(pipeline) => Engine::new_with_pipeline(pipeline),
+            Err(_) => Engine::new(),
+        };
+        let errors = engine.add_rules(rules.iter().map(|(_, _, rule)| rule));
+        let failed = errors.len();
+        for (index, error) in errors {
+            let (file, line, rule) = &rules[index];
+            report.problems.push(RuleProblem {
+                file: file.clone(),
+                line: Some(*line),
+                rule: Some(rule.title.clone()),
+                reason: error.to_string(),
+            });
+        }
+        report.loaded = rules.len() - failed;
+        (Detector { engine }, report)
+    }
+}
+
+fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_rule_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The line a problem is on: the one YAML's message names (`line N`), else the first
+/// line holding a quoted word of the message (an unknown modifier or field, say), else
+/// the line of the rule's title.
+fn line_of(text: &str, reason: &str, title: Option<&str>) -> Option<usize> {
+    if let Some(n) = reason
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+    {
+        return Some(n);
+    }
+    let quoted = reason
+        .split(['\'', '"', '`'])
+        .skip(1)
+        .step_by(2)
+        .filter(|w| !w.trim().is_empty());
+    for word in quoted {
+        if let Some(i) = text.lines().position(|l| l.contains(word)) {
+            return Some(i + 1);
+        }
+    }
+    let title = title?;
+    text.lines()
+        .position(|l| l.trim_start().starts_with("title:") && l.contains(title))
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const BRUTE: &str = r#"
+title: Failed login
+id: 6b0f3f6e-0000-4000-8000-000000000001
+level: medium
+tags: [attack.credential-access, attack.t1110]
+logsource: {product: evident}
+detection:
+  selection:
+    type: auth.login.failure
+    User|startswith: adm
+  condition: selection
+"#;
+
+    #[test]
+    fn the_field_mapping_parses() {
+        parse_pipeline(fields::MAPPING).expect("the mapping is a valid pipeline");
+    }
+
+    #[test]
+    fn a_rule_fires_on_evident_events_through_the_mapping() {
+        let (detector, report) = Detector::from_yaml("brute.yml", BRUTE);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.loaded, 1);
+        let hit = json!({"type": "auth.login.failure", "actor": {"user_id": "admin"}});
+        let matches = detector.evaluate(&hit);
+        assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].title, "Failed login");
+        assert_eq!(matches[0].level.as_deref(), Some("medium"));
+        assert!(matches[0].tags.contains(&"attack.t1110".to_owned()));
+        let miss = json!({"type": "auth.login.failure", "actor": {"user_id": "bob"}});
+        assert!(detector.evaluate(&miss).is_empty());
+        let other = json!({"type": "auth.login.success", "actor": {"user_id": "admin"}});
+        assert!(detector.evaluate(&other).is_empty());
+    }
+
+    #[test]
+    fn a_bad_rule_is_named_with_its_line_and_the_others_still_load() {
+        let text = format!(
+            "{BRUTE}---\ntitle: Broken\nlogsource: {{product: evident}}\ndetection:\n  selection:\n    type|nosuchmodifier: x\n  condition: selection\n"
+        );
+        let (detector, report) = Detector::from_yaml("mixed.yml", &text);
+        assert_eq!(report.loaded, 1, "the good rule loads");
+        assert_eq!(detector.rule_count(), 1);
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        let problem = &report.problems[0];
+        assert_eq!(problem.file, PathBuf::from("mixed.yml"));
+        assert!(problem.reason.contains("nosuchmodifier"), "{problem}");
+        let line = problem.line.expect("a line");
+        assert!(
+            text.lines()
+                .nth(line - 1)
+                .unwrap()
+                .contains("nosuchmodifier"),
+            "line {line} of {text}"
+        );
+    }
+
+    #[test]
+    fn broken_yaml_is_reported_with_its_line() {
+        let (_, report) = Detector::from_yaml("bad.yml", "title: x\ndetection: [unclosed\n");
+        assert_eq!(report.loaded, 0);
+        let problem = &report.problems[0];
+        assert!(problem.line.is_some(), "{problem}");
+        assert!(problem.to_string().starts_with("bad.yml:"), "{problem}");
+    }
+}

@@ -12,6 +12,16 @@
 
 use serde_json::{Map, Value};
 
+/// The view field naming the event's Sigma log source product. evident's own events do
+/// not carry it and count as product `evident`; flattened Windows records carry
+/// `windows`. A rule whose logsource names another product is not evaluated on the
+/// event (rules with no product are), so a `product: zeek` rule whose condition is
+/// `not selection` does not fire on every event that lacks Zeek's fields.
+pub const PRODUCT_FIELD: &str = "@product";
+
+/// The product evident's own events count as.
+pub const EVIDENT_PRODUCT: &str = "evident";
+
 /// Sigma field names mapped onto evident's event model, as a processing pipeline.
 ///
 /// | Sigma field names | evident field |
@@ -80,6 +90,7 @@ fn windows_record(event: &Value) -> Option<Map<String, Value>> {
     let record = event.get("Event")?.as_object()?;
     let system = record.get("System")?.as_object()?;
     let mut flat = Map::new();
+    flat.insert(PRODUCT_FIELD.into(), Value::String("windows".into()));
     for (key, value) in system {
         match (key.as_str(), value) {
             // <Provider Name=".." Guid=".."/>: Sigma calls these Provider_Name, Provider_Guid.
@@ -156,6 +167,7 @@ mod tests {
         }});
         let flat = view(&record);
         assert_eq!(flat["EventID"], 1);
+        assert_eq!(flat[PRODUCT_FIELD], "windows");
         assert_eq!(flat["Provider_Name"], "Microsoft-Windows-Sysmon");
         assert_eq!(flat["Channel"], "Microsoft-Windows-Sysmon/Operational");
         assert_eq!(flat["TimeCreated"], "2026-04-20T10:00:35Z");

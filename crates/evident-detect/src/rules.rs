@@ -5,8 +5,8 @@
 //! load regardless.
 
 use crate::fields;
-use rsigma_eval::{Engine, JsonEvent, parse_pipeline};
-use rsigma_parser::{SigmaRule, parse_sigma_yaml};
+use rsigma_eval::{Engine, JsonEvent, LogSourceExtractor, parse_pipeline};
+use rsigma_parser::{LogSource, SigmaRule, parse_sigma_yaml};
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -175,6 +175,14 @@ impl Loader {
             Ok(pipeline) => Engine::new_with_pipeline(pipeline),
             Err(_) => Engine::new(),
         };
+        engine.set_logsource_extractor(Some(
+            LogSourceExtractor::new()
+                .with_field_names(fields::PRODUCT_FIELD, "@service", "@category")
+                .with_defaults(LogSource {
+                    product: Some(fields::EVIDENT_PRODUCT.into()),
+                    ..LogSource::default()
+                }),
+        ));
         let errors = engine.add_rules(rules.iter().map(|(_, _, rule)| rule));
         let failed = errors.len();
         for (index, error) in errors {
@@ -269,6 +277,26 @@ detection:
         assert!(detector.evaluate(&miss).is_empty());
         let other = json!({"type": "auth.login.success", "actor": {"user_id": "admin"}});
         assert!(detector.evaluate(&other).is_empty());
+    }
+
+    #[test]
+    fn rules_for_other_products_do_not_run_on_evident_events() {
+        // Zeek's rule fires on anything lacking its field: not on evident's events.
+        let zeek = "title: Not Zeek\nlogsource: {product: zeek, service: rdp}\ndetection:\n  sel:\n    id.orig_h|cidr: 10.0.0.0/8\n  condition: not sel\n";
+        let generic = "title: Any failure\nlogsource: {category: authentication}\ndetection:\n  sel:\n    type: auth.login.failure\n  condition: sel\n";
+        let (detector, report) = Detector::from_yaml("r.yml", &format!("{zeek}---\n{generic}"));
+        assert_eq!(report.loaded, 2, "{:?}", report.problems);
+        let event = json!({"type": "auth.login.failure"});
+        let titles: Vec<String> = detector
+            .evaluate(&event)
+            .into_iter()
+            .map(|m| m.title)
+            .collect();
+        assert_eq!(
+            titles,
+            vec!["Any failure".to_owned()],
+            "rules without a product still run"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum Command {
     BenchLoad(crate::bench::loader::LoadArgs),
     /// Time the query API's common filters against a loaded store.
     BenchQueries(crate::bench::queries::QueryBenchArgs),
+    /// Time the detection stage (rules over the benchmark workload, one thread).
+    BenchDetect(crate::bench::detect::DetectBenchArgs),
     /// Check Sigma rule files, or try rules on events.
     Rules(crate::rules::RulesArgs),
     /// Measure the seeds' PostgreSQL table loaded by COPY, batched and single INSERTs.

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Rules(args) => Ok(rules::run(args)),
+            Command::BenchDetect(args) => bench::detect::run(args),
             Command::Bench(args) => bench::run(args).await,
             Command::BenchLoad(args) => bench::loader::run(args).await,
             Command::BenchQueries(args) => bench::queries::run(args).await,

@@ -5,6 +5,7 @@
 //! and a free port) so one command measures everything; `--url` targets a running one.
 
 mod baseline;
+pub mod detect;
 mod load;
 pub mod loader;
 pub mod peers;

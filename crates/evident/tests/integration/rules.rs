@@ -36,12 +36,15 @@ fn rules_test_prints_matches_and_exits_like_grep() {
         .join("\n"),
     )
     .unwrap();
-    let out = evident(&[
-        "rules",
-        "test",
-        rule.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let run_test = || {
+        evident(&[
+            "rules",
+            "test",
+            rule.to_str().unwrap(),
+            events.to_str().unwrap(),
+        ])
+    };
+    let out = run_test();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -63,22 +66,12 @@ fn rules_test_prints_matches_and_exits_like_grep() {
         r#"{"type":"auth.login.success","actor":{"user_id":"admin"}}"#,
     )
     .unwrap();
-    let out = evident(&[
-        "rules",
-        "test",
-        rule.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let out = run_test();
     assert_eq!(out.status.code(), Some(1), "nothing fired");
     assert!(out.stdout.is_empty());
 
     std::fs::write(&events, "{\"type\":\n").unwrap();
-    let out = evident(&[
-        "rules",
-        "test",
-        rule.to_str().unwrap(),
-        events.to_str().unwrap(),
-    ]);
+    let out = run_test();
     assert_eq!(out.status.code(), Some(2), "bad input is an error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("events.ndjson:1: not JSON"), "{stderr}");

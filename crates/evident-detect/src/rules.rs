@@ -329,4 +329,87 @@ detection:
         assert!(problem.line.is_some(), "{problem}");
         assert!(problem.to_string().starts_with("bad.yml:"), "{problem}");
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TOKENS: &[&str] = &[
+            "selection",
+            "filter",
+            "and",
+            "or",
+            "not",
+            "(",
+            ")",
+            "1 of",
+            "all of",
+            "them",
+            "sel*",
+            "missing",
+            "|",
+            "count()",
+            ">",
+            "5",
+        ];
+        const MODIFIERS: &[&str] = &[
+            "",
+            "|contains",
+            "|startswith",
+            "|endswith",
+            "|all",
+            "|re",
+            "|cidr",
+            "|base64",
+            "|base64offset|contains",
+            "|windash",
+            "|gt",
+            "|lte",
+            "|exists",
+            "|fieldref",
+            "|cased",
+            "|contains|all",
+            "|bogus",
+            "|re|i",
+            "|",
+        ];
+
+        fn rule() -> impl Strategy<Value = String> {
+            (
+                proptest::sample::select(MODIFIERS),
+                "[ -~]{0,12}",
+                proptest::collection::vec(proptest::sample::select(TOKENS), 0..7),
+            )
+                .prop_map(|(modifier, value, condition)| {
+                    format!(
+                        "title: Fuzzed\nlogsource: {{product: evident}}\ndetection:\n  selection:\n    data.field{modifier}: {value:?}\n  filter:\n    type: x\n  condition: {}\n",
+                        condition.join(" ")
+                    )
+                })
+        }
+
+        proptest! {
+            /// Whatever the modifier, value and condition, a rule either loads or is
+            /// reported with its file, and loading never panics.
+            #[test]
+            fn generated_rules_load_or_are_reported(text in rule()) {
+                let (detector, report) = Detector::from_yaml("fuzz.yml", &text);
+                prop_assert_eq!(detector.rule_count(), report.loaded);
+                prop_assert!(report.loaded == 1 || !report.problems.is_empty(), "{}", text);
+                for p in &report.problems {
+                    prop_assert_eq!(&p.file, &PathBuf::from("fuzz.yml"));
+                    prop_assert!(!p.reason.is_empty());
+                }
+                // A loaded rule evaluates any event without panicking.
+                let _matches = detector.evaluate(&json!({"type": "x", "data": {"field": "abc"}}));
+            }
+
+            /// Arbitrary text is refused with a reason or loads, never panics.
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+                let (detector, report) = Detector::from_yaml("any.yml", &text);
+                prop_assert_eq!(detector.rule_count(), report.loaded);
+            }
+        }
+    }
 }

@@ -5,8 +5,11 @@
 //! load regardless.
 
 use crate::fields;
-use rsigma_eval::{Engine, JsonEvent, LogSourceExtractor, parse_pipeline};
-use rsigma_parser::{LogSource, SigmaRule, parse_sigma_yaml};
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, EvaluationResult, JsonEvent, LogSourceExtractor,
+    parse_pipeline,
+};
+use rsigma_parser::{CorrelationRule, LogSource, SigmaRule, parse_sigma_yaml};
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -44,7 +47,7 @@ pub struct LoadReport {
     pub files: usize,
     /// Detection rules loaded.
     pub loaded: usize,
-    /// Correlation rules found (evaluated by the correlation stage, not counted above).
+    /// Correlation rules loaded.
     pub correlations: usize,
     /// Everything that could not be loaded.
     pub problems: Vec<RuleProblem>,
@@ -63,9 +66,9 @@ pub struct Match {
     pub tags: Vec<String>,
 }
 
-/// A loaded rule set.
+/// A loaded rule set: detection rules, and correlation rules over their matches.
 pub struct Detector {
-    engine: Engine,
+    engine: CorrelationEngine,
 }
 
 impl Detector {
@@ -104,29 +107,44 @@ impl Detector {
 
     /// How many detection rules are loaded.
     pub fn rule_count(&self) -> usize {
-        self.engine.rule_count()
+        self.engine.detection_rule_count()
     }
 
-    /// The rules `event` fires (an evident event, or any JSON such as a Windows event
-    /// log record; see [`fields`]).
+    /// The detection rules `event` fires on its own (an evident event, or any JSON such
+    /// as a Windows event log record; see [`fields`]); no correlation state changes.
     pub fn evaluate(&self, event: &Value) -> Vec<Match> {
         let view = fields::view(event);
-        self.engine
-            .evaluate(&JsonEvent::borrow(&view))
-            .into_iter()
-            .map(|r| Match {
-                rule_id: r.header.rule_id,
-                title: r.header.rule_title,
-                level: r.header.level.map(|l| l.as_str().to_owned()),
-                tags: r.header.tags,
-            })
-            .collect()
+        matches(self.engine.evaluate(&JsonEvent::borrow(&view)))
     }
+
+    /// Feeds `event`, which happened at `time_secs` (Unix seconds, event time), through
+    /// detection and correlation: the detection rules it fires, and the correlation
+    /// rules whose condition it completes (a count reached within the timespan, say).
+    pub fn process(&mut self, event: &Value, time_secs: i64) -> Vec<Match> {
+        let view = fields::view(event);
+        matches(
+            self.engine
+                .process_event_at(&JsonEvent::borrow(&view), time_secs),
+        )
+    }
+}
+
+fn matches(results: Vec<EvaluationResult>) -> Vec<Match> {
+    results
+        .into_iter()
+        .map(|r| Match {
+            rule_id: r.header.rule_id,
+            title: r.header.rule_title,
+            level: r.header.level.map(|l| l.as_str().to_owned()),
+            tags: r.header.tags,
+        })
+        .collect()
 }
 
 /// Parses files one by one, then compiles every rule at once.
 struct Loader {
     rules: Vec<(PathBuf, usize, SigmaRule)>,
+    correlations: Vec<(PathBuf, usize, CorrelationRule)>,
     report: LoadReport,
 }
 
@@ -134,6 +152,7 @@ impl Loader {
     fn new() -> Self {
         Self {
             rules: Vec::new(),
+            correlations: Vec::new(),
             report: LoadReport::default(),
         }
     }
@@ -161,7 +180,10 @@ impl Loader {
                 reason,
             });
         }
-        self.report.correlations += collection.correlations.len();
+        for rule in collection.correlations {
+            let line = line_of(text, "", Some(&rule.title)).unwrap_or(1);
+            self.correlations.push((file.to_owned(), line, rule));
+        }
         for rule in collection.rules {
             let line = line_of(text, "", Some(&rule.title)).unwrap_or(1);
             self.rules.push((file.to_owned(), line, rule));
@@ -169,12 +191,16 @@ impl Loader {
     }
 
     fn finish(self) -> (Detector, LoadReport) {
-        let Loader { rules, mut report } = self;
+        let Loader {
+            rules,
+            correlations,
+            mut report,
+        } = self;
+        let mut engine = CorrelationEngine::new(CorrelationConfig::default());
         // The mapping is a constant of this crate, tested to parse.
-        let mut engine = match parse_pipeline(fields::MAPPING) {
-            Ok(pipeline) => Engine::new_with_pipeline(pipeline),
-            Err(_) => Engine::new(),
-        };
+        if let Ok(pipeline) = parse_pipeline(fields::MAPPING) {
+            engine.add_pipeline(pipeline);
+        }
         engine.set_logsource_extractor(Some(
             LogSourceExtractor::new()
                 .with_field_names(fields::PRODUCT_FIELD, "@service", "@category")
@@ -183,18 +209,30 @@ impl Loader {
                     ..LogSource::default()
                 }),
         ));
-        let errors = engine.add_rules(rules.iter().map(|(_, _, rule)| rule));
-        let failed = errors.len();
-        for (index, error) in errors {
-            let (file, line, rule) = &rules[index];
+        let mut problem = |file: &PathBuf, line: usize, title: &str, reason: String| {
             report.problems.push(RuleProblem {
                 file: file.clone(),
-                line: Some(*line),
-                rule: Some(rule.title.clone()),
-                reason: error.to_string(),
-            });
+                line: Some(line),
+                rule: Some(title.to_owned()),
+                reason,
+            })
+        };
+        let mut loaded = 0;
+        for (file, line, rule) in &rules {
+            match engine.add_rule(rule) {
+                Ok(()) => loaded += 1,
+                Err(e) => problem(file, *line, &rule.title, e.to_string()),
+            }
         }
-        report.loaded = rules.len() - failed;
+        let mut correlated = 0;
+        for (file, line, rule) in &correlations {
+            match engine.add_correlation(rule) {
+                Ok(()) => correlated += 1,
+                Err(e) => problem(file, *line, &rule.title, e.to_string()),
+            }
+        }
+        report.loaded = loaded;
+        report.correlations = correlated;
         (Detector { engine }, report)
     }
 }
@@ -277,6 +315,57 @@ detection:
         assert!(detector.evaluate(&miss).is_empty());
         let other = json!({"type": "auth.login.success", "actor": {"user_id": "admin"}});
         assert!(detector.evaluate(&other).is_empty());
+    }
+
+    const BRUTE_FORCE: &str = r#"
+title: Failed login
+id: 6b0f3f6e-0000-4000-8000-000000000010
+name: failed_login
+logsource: {product: evident}
+detection:
+  selection:
+    type: auth.login.failure
+  condition: selection
+---
+title: Five failed logins in five minutes for one user
+id: 6b0f3f6e-0000-4000-8000-000000000011
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [actor.user_id]
+  timespan: 5m
+  condition:
+    gte: 5
+level: high
+"#;
+
+    fn fired(detector: &mut Detector, user: &str, at: i64) -> bool {
+        let event = json!({"type": "auth.login.failure", "actor": {"user_id": user}});
+        detector
+            .process(&event, at)
+            .iter()
+            .any(|m| m.title.starts_with("Five failed logins"))
+    }
+
+    #[test]
+    fn an_event_count_correlation_fires_within_its_timespan_per_group() {
+        let (mut detector, report) = Detector::from_yaml("brute.yml", BRUTE_FORCE);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!((report.loaded, report.correlations), (1, 1));
+        let t0 = 1_700_000_000;
+        // Four for alice and four for bob, interleaved: neither reaches five.
+        for i in 0..4 {
+            assert!(!fired(&mut detector, "alice", t0 + i * 10));
+            assert!(!fired(&mut detector, "bob", t0 + i * 10 + 5));
+        }
+        assert!(
+            fired(&mut detector, "alice", t0 + 60),
+            "alice's fifth within 5 minutes"
+        );
+        // Carol's five are spread over more than five minutes: never five in a window.
+        for i in 0..5 {
+            assert!(!fired(&mut detector, "carol", t0 + i * 100));
+        }
     }
 
     #[test]

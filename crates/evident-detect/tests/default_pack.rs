@@ -114,3 +114,86 @@ fn control_setpoint_and_configuration_changes() {
         ],
     );
 }
+
+/// Feeds failed logins `(user, address, seconds after t0)` in order; returns, for each,
+/// the titles of what fired.
+fn failures(events: &[(&str, &str, i64)]) -> Vec<Vec<String>> {
+    let mut detector = pack();
+    let t0 = 1_780_000_000;
+    events
+        .iter()
+        .map(|(user, ip, at)| {
+            let event = json!({"type": "auth.login.failure", "actor": {"user_id": user, "ip": ip}});
+            detector
+                .process(&event, t0 + at)
+                .into_iter()
+                .map(|m| m.title)
+                .collect()
+        })
+        .collect()
+}
+
+fn fired_at(results: &[Vec<String>], prefix: &str) -> Vec<usize> {
+    results
+        .iter()
+        .enumerate()
+        .filter(|(_, titles)| titles.iter().any(|t| t.starts_with(prefix)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn five_failures_in_five_minutes_for_one_user() {
+    // Alice fails five times within four minutes from five addresses; Bob four times.
+    let mut events: Vec<(&str, &str, i64)> = Vec::new();
+    let addresses = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"];
+    for (i, ip) in addresses.iter().enumerate() {
+        events.push(("alice", ip, i as i64 * 60));
+        if i < 4 {
+            events.push(("bob", ip, i as i64 * 60 + 1));
+        }
+    }
+    let results = failures(&events);
+    let per_user = fired_at(
+        &results,
+        "Brute force - five failed logins in five minutes for one user",
+    );
+    assert_eq!(
+        per_user,
+        vec![events.len() - 1],
+        "alice's fifth, and only it"
+    );
+}
+
+#[test]
+fn five_failures_from_one_address_and_spraying_across_accounts() {
+    let results = failures(&[
+        ("u1", "203.0.113.9", 0),
+        ("u2", "203.0.113.9", 30),
+        ("u3", "203.0.113.9", 60),
+        ("u1", "203.0.113.9", 90),
+        ("u2", "203.0.113.9", 120),
+    ]);
+    assert_eq!(
+        fired_at(
+            &results,
+            "Brute force - five failed logins in five minutes from one address"
+        ),
+        vec![4]
+    );
+    assert!(
+        fired_at(&results, "Password spraying").contains(&2),
+        "the third account from one address: {results:?}"
+    );
+    // Three accounts from three addresses is no spraying; neither is one account failing
+    // three times twenty minutes apart.
+    let quiet = failures(&[
+        ("u1", "198.51.100.1", 0),
+        ("u2", "198.51.100.2", 10),
+        ("u3", "198.51.100.3", 20),
+    ]);
+    assert!(
+        fired_at(&quiet, "Password spraying").is_empty(),
+        "{quiet:?}"
+    );
+}

@@ -25,8 +25,9 @@ enum RulesCommand {
         dir: PathBuf,
     },
     /// Run RULE (a rule file or a directory of them) over EVENTS (NDJSON, any shape
-    /// evident accepts or Windows event log JSON) and print one JSON line per match.
-    /// Exits 0 if anything fired, 1 if nothing did, 2 on error, like grep.
+    /// evident accepts or Windows event log JSON, in order; correlation rules count on
+    /// event time) and print one JSON line per match. Exits 0 if anything fired, 1 if
+    /// nothing did, 2 on error, like grep.
     Test {
         /// A Sigma rule file, or a directory of them.
         rule: PathBuf,
@@ -66,7 +67,7 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
         println!("{problem}");
     }
     eprintln!(
-        "{} files: {} detection rules loaded, {} correlation rules found, {} problems",
+        "{} files: {} detection rules loaded, {} correlation rules loaded, {} problems",
         report.files,
         report.loaded,
         report.correlations,
@@ -80,7 +81,7 @@ fn check(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn test(rule: &Path, events: &Path) -> anyhow::Result<ExitCode> {
-    let (detector, report) = load(rule)?;
+    let (mut detector, report) = load(rule)?;
     for problem in &report.problems {
         eprintln!("{problem}");
     }
@@ -89,6 +90,7 @@ fn test(rule: &Path, events: &Path) -> anyhow::Result<ExitCode> {
         "no rule could be loaded from {}",
         rule.display()
     );
+    let started = time::OffsetDateTime::now_utc().unix_timestamp();
     let input: Box<dyn BufRead> = if events == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -107,7 +109,9 @@ fn test(rule: &Path, events: &Path) -> anyhow::Result<ExitCode> {
         let raw: Value = serde_json::from_str(&line)
             .with_context(|| format!("{}:{}: not JSON", events.display(), n + 1))?;
         let event = as_evident_event(&line).unwrap_or(raw);
-        for m in detector.evaluate(&event) {
+        // Correlations run on event time; an event without one counts as now.
+        let at = event_time(&event).unwrap_or(started);
+        for m in detector.process(&event, at) {
             fired = true;
             let id = event
                 .get("id")
@@ -137,4 +141,16 @@ fn as_evident_event(line: &str) -> Option<Value> {
     .ok()?;
     let (_, event) = admission.accepted.into_iter().next()?;
     serde_json::to_value(&event.event).ok()
+}
+
+/// The event's time in Unix seconds: evident's `time`, or a Windows record's
+/// `TimeCreated`.
+fn event_time(event: &Value) -> Option<i64> {
+    let text = event
+        .get("time")
+        .or_else(|| event.pointer("/Event/System/TimeCreated/#attributes/SystemTime"))?
+        .as_str()?;
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }

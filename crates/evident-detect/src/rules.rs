@@ -75,10 +75,7 @@ impl Detector {
     /// Loads every `.yml` / `.yaml` file under `dir` (recursively, in name order).
     /// Fails only when the directory cannot be read; bad rules are in the report.
     pub fn from_dir(dir: &Path) -> std::io::Result<(Detector, LoadReport)> {
-        let mut files = Vec::new();
-        collect_rule_files(dir, &mut files)?;
-        files.sort();
-        Ok(Self::from_files(&files))
+        Ok(Self::from_files(&rule_files(dir)?))
     }
 
     /// Loads the given rule files.
@@ -279,6 +276,14 @@ fn new_engine(pipeline: &Option<rsigma_eval::Pipeline>) -> CorrelationEngine {
             }),
     ));
     engine
+}
+
+/// The `.yml` / `.yaml` files under `dir`, recursively, in name order.
+pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    collect_rule_files(dir, &mut files)?;
+    files.sort();
+    Ok(files)
 }
 
 fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

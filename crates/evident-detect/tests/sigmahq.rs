@@ -57,9 +57,7 @@ fn sigmahq_rules_load_and_regression_events_fire_their_rule() {
     let root = sigma_dir();
     let mut files = Vec::new();
     for dir in rule_dirs(&root) {
-        let mut found = Vec::new();
-        collect_yaml(&dir, &mut found);
-        files.extend(found);
+        files.extend(evident_detect::rules::rule_files(&dir).unwrap());
     }
     files.sort();
     assert!(!files.is_empty(), "no rules under {}", root.display());
@@ -128,15 +126,4 @@ fn sigmahq_rules_load_and_regression_events_fire_their_rule() {
         missed.len(),
         missed
     );
-}
-
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            collect_yaml(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            out.push(path);
-        }
-    }
 }

@@ -46,14 +46,7 @@ async fn index_fully(s: &PgStore, stored: usize) -> Vec<i32> {
     loop {
         s.build_term_segments().await.unwrap();
         let client = s.client().await.unwrap();
-        let indexed: i64 = client
-            .query_one(
-                "SELECT COALESCE(MAX(last_seq), 0)::int8 FROM term_segments",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let indexed = super::term_segments::indexed(&**client).await.unwrap();
         if indexed as usize + crate::postings::SEGMENT_EVENTS > stored {
             return client
                 .query(

@@ -28,11 +28,7 @@ pub(super) fn newest(
     want: usize,
 ) -> Result<Vec<Row>, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let indexed: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(last_seq), 0) FROM term_segments",
-        [],
-        |r| r.get(0),
-    )?;
+    let indexed = super::term_segments::indexed(&tx)?;
     let recent = unindexed(&tx, f, indexed, want)?;
     let older = in_segments(&tx, q, f, term, want)?;
     Ok(postings::merge_newest(recent, older, want, |r: &Row| {

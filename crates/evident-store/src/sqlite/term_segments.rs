@@ -19,11 +19,7 @@ impl TermIndex {
     /// Loads where the index ends and buffers the events stored after it, writing
     /// segments on the way when there are many (a store from before the index).
     pub(crate) fn open(conn: &Connection) -> Result<Self, StoreError> {
-        let indexed = conn.query_row(
-            "SELECT COALESCE(MAX(last_seq), 0) FROM term_segments",
-            [],
-            |r| r.get(0),
-        )?;
+        let indexed = indexed(conn)?;
         let mut index = Self {
             indexed,
             buffer: Buffer::default(),
@@ -105,6 +101,15 @@ impl TermIndex {
         self.buffer = Buffer::default();
         Ok(())
     }
+}
+
+/// The highest sequence number a segment covers (0 when none does).
+pub(crate) fn indexed(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(last_seq), 0) FROM term_segments",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Inserts one segment at `level` covering `seqs` with the postings in `buffer`.

@@ -9,9 +9,13 @@
 //! - [`fields`]: the view of an event rules match against — evident's own events with
 //!   Sigma's common field names mapped onto them, and Windows event log JSON
 //!   (`Event.System` / `Event.EventData`) flattened the way Sigma's Windows rules expect;
-//! - [`Detector`]: a loaded rule set that tells which rules an event fires.
+//! - [`Detector`]: a loaded rule set that tells which rules an event fires;
+//! - [`stage`]: the stage that follows the committed stream, runs every event through
+//!   the rules and records findings, resuming where it stopped after a restart.
 
 pub mod fields;
 pub mod rules;
+pub mod stage;
 
 pub use rules::{Detector, LoadReport, Match, RuleProblem};
+pub use stage::{DetectionHandle, DetectionStats, StageConfig};

@@ -6,8 +6,8 @@
 
 use crate::fields;
 use rsigma_eval::{
-    CorrelationConfig, CorrelationEngine, Engine, EvaluationResult, JsonEvent, LogSourceExtractor,
-    parse_pipeline,
+    CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult,
+    JsonEvent, LogSourceExtractor, parse_pipeline,
 };
 use rsigma_parser::{CorrelationRule, LogSource, SigmaCollection, SigmaRule, parse_sigma_yaml};
 use serde_json::Value;
@@ -54,7 +54,7 @@ pub struct LoadReport {
 }
 
 /// One rule an event fired.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Match {
     /// The rule's id, if it has one.
     pub rule_id: Option<String>,
@@ -64,7 +64,22 @@ pub struct Match {
     pub level: Option<String>,
     /// The rule's tags (ATT&CK techniques and the like).
     pub tags: Vec<String>,
+    /// For a correlation rule: the group it fired for, `(field, value)` pairs in the
+    /// rule's `group-by` order. For a detection rule: the values of the fields its
+    /// `evident.group-by` attribute names, if it has one.
+    pub group: Vec<(String, String)>,
+    /// For a correlation rule: ids of the events in its window (the latest ones, up to
+    /// [`CORRELATION_EVIDENCE`]). Empty for a detection rule (the event itself).
+    pub events: Vec<String>,
+    /// Whether a correlation rule fired (otherwise a detection rule).
+    pub correlation: bool,
 }
+
+/// Event ids a correlation keeps per group as evidence.
+pub const CORRELATION_EVIDENCE: usize = 100;
+
+/// Rules' attribute naming the fields a detection rule's findings are grouped by.
+pub const GROUP_BY_ATTRIBUTE: &str = "evident.group-by";
 
 /// A loaded rule set: detection rules, and correlation rules over their matches.
 pub struct Detector {
@@ -111,7 +126,7 @@ impl Detector {
     /// as a Windows event log record; see [`fields`]); no correlation state changes.
     pub fn evaluate(&self, event: &Value) -> Vec<Match> {
         let view = fields::view(event);
-        matches(self.engine.evaluate(&JsonEvent::borrow(&view)))
+        matches(self.engine.evaluate(&JsonEvent::borrow(&view)), &view)
     }
 
     /// Feeds `event`, which happened at `time_secs` (Unix seconds, event time), through
@@ -119,21 +134,88 @@ impl Detector {
     /// rules whose condition it completes (a count reached within the timespan, say).
     pub fn process(&mut self, event: &Value, time_secs: i64) -> Vec<Match> {
         let view = fields::view(event);
-        matches(
-            self.engine
-                .process_event_at(&JsonEvent::borrow(&view), time_secs),
-        )
+        let results = self
+            .engine
+            .process_event_at(&JsonEvent::borrow(&view), time_secs);
+        matches(results, &view)
+    }
+
+    /// How many correlation rules are loaded.
+    pub fn correlation_count(&self) -> usize {
+        self.engine.correlation_rule_count()
+    }
+
+    /// The correlation state (open windows, counters) as JSON, to restore with
+    /// [`Detector::restore_state`] after a restart.
+    pub fn save_state(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.engine.export_state()).unwrap_or_default()
+    }
+
+    /// Restores correlation state saved by [`Detector::save_state`]. State of
+    /// correlation rules no longer loaded is dropped; an unreadable or incompatible
+    /// snapshot is an error and changes nothing.
+    pub fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let snapshot = serde_json::from_slice(saved)
+            .map_err(|e| format!("unreadable correlation state: {e}"))?;
+        if self.engine.import_state(snapshot) {
+            Ok(())
+        } else {
+            Err("correlation state from an incompatible version".into())
+        }
     }
 }
 
-fn matches(results: Vec<EvaluationResult>) -> Vec<Match> {
+fn matches(results: Vec<EvaluationResult>, view: &Value) -> Vec<Match> {
     results
         .into_iter()
-        .map(|r| Match {
-            rule_id: r.header.rule_id,
-            title: r.header.rule_title,
-            level: r.header.level.map(|l| l.as_str().to_owned()),
-            tags: r.header.tags,
+        .map(|r| {
+            let (group, events, correlation) = match r.as_correlation() {
+                Some(c) => (
+                    c.group_key.clone(),
+                    c.event_refs
+                        .iter()
+                        .flatten()
+                        .filter_map(|e| e.id.clone())
+                        .collect(),
+                    true,
+                ),
+                None => (
+                    group_of(&r.header.custom_attributes, view),
+                    Vec::new(),
+                    false,
+                ),
+            };
+            Match {
+                rule_id: r.header.rule_id,
+                title: r.header.rule_title,
+                level: r.header.level.map(|l| l.as_str().to_owned()),
+                tags: r.header.tags,
+                group,
+                events,
+                correlation,
+            }
+        })
+        .collect()
+}
+
+/// The values of the fields a detection rule's [`GROUP_BY_ATTRIBUTE`] names.
+fn group_of(
+    attributes: &std::collections::HashMap<String, Value>,
+    view: &Value,
+) -> Vec<(String, String)> {
+    let fields: Vec<&str> = match attributes.get(GROUP_BY_ATTRIBUTE) {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => return Vec::new(),
+    };
+    fields
+        .into_iter()
+        .map(|field| {
+            let value = fields::lookup(view, field).map_or_else(String::new, |v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            (field.to_owned(), value)
         })
         .collect()
 }
@@ -261,9 +343,21 @@ impl Loader {
     }
 }
 
+/// Entries one correlation group's window keeps at most.
+const MAX_GROUP_ENTRIES: usize = 10_000;
+
 /// A correlation engine with evident's field mapping and logsource pruning.
 fn new_engine(pipeline: &Option<rsigma_eval::Pipeline>) -> CorrelationEngine {
-    let mut engine = CorrelationEngine::new(CorrelationConfig::default());
+    let mut engine = CorrelationEngine::new(CorrelationConfig {
+        // Rules a correlation refers to only feed it (Sigma's `generate: false`).
+        emit_detections: false,
+        // Ids of the events in each window, as the finding's evidence.
+        correlation_event_mode: CorrelationEventMode::Refs,
+        max_correlation_events: CORRELATION_EVIDENCE,
+        // Bounds each group's window; past it the oldest entries go (undercounting).
+        max_group_entries: Some(MAX_GROUP_ENTRIES),
+        ..CorrelationConfig::default()
+    });
     if let Some(p) = pipeline {
         engine.add_pipeline(p.clone());
     }

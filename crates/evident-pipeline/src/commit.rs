@@ -58,6 +58,7 @@ async fn run(shared: Arc<Shared>, store: Arc<dyn EventStore>) {
         }
     }
     crate::windows::close(&shared, true).await;
+    shared.commits.close();
     tracing::debug!("commit stage drained and stopped");
 }
 
@@ -90,6 +91,13 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
     metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     add(&shared.stats.commits, 1);
     let committed_at = Instant::now();
+    let last_seq = outcomes.iter().fold(0, |last, o| match o {
+        EventOutcome::Stored(seq) => last.max(*seq),
+        _ => last,
+    });
+    if last_seq > 0 {
+        shared.commits.record(last_seq, committed_at);
+    }
     let mut outcomes = outcomes.into_iter();
     let mut offset = 0;
     let mut moved_from_journal = Vec::new();

@@ -13,10 +13,11 @@
 //! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`;
 //!   [`metrics`](crate::metrics): the metric names.
 //!
-//! Later stages get their own modules here: the committed-event stream feeding
-//! detection and live streaming after the commit.
+//! - [`committed`]: the committed stream's hub, which the stages after the commit
+//!   (detection, live streaming) follow.
 
 mod commit;
+pub mod committed;
 pub mod config;
 pub mod dedup;
 pub mod metrics;
@@ -27,6 +28,7 @@ pub mod stats;
 mod system;
 mod windows;
 
+pub use committed::{Commits, Head};
 pub use config::{PipelineConfig, PriorityKnobs};
 pub use dedup::DedupConfig;
 pub use pipeline::{Ack, Pipeline, PipelineError};

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub dedup: Mutex<Dedup>,
     /// The store (folds and summaries are written directly, outside the lanes).
     pub store: Arc<dyn EventStore>,
+    /// The committed stream's hub.
+    pub commits: Arc<crate::committed::Commits>,
 }
 
 impl Shared {
@@ -86,6 +88,7 @@ impl Pipeline {
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             store_ok: AtomicBool::new(true),
+            commits: Arc::default(),
         });
         let task = commit::spawn(shared.clone(), store);
         tokio::spawn(crate::windows::close_periodically(shared.clone()));
@@ -279,6 +282,11 @@ impl Pipeline {
     /// Counts events refused by validation (reported with the pipeline's counters).
     pub fn count_invalid(&self, n: usize) {
         add(&self.shared.stats.rejected_invalid, n);
+    }
+
+    /// The committed stream's hub, for the stages that follow the commit.
+    pub fn commits(&self) -> Arc<crate::committed::Commits> {
+        self.shared.commits.clone()
     }
 
     /// The configuration in force.

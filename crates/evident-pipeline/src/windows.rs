@@ -91,7 +91,10 @@ async fn summarize(shared: &Shared, windows: Vec<Uuid>) {
         let build =
             Box::new(move |count| summary(&original, count, time::OffsetDateTime::now_utc()));
         match shared.store.summarize_folds(into, build).await {
-            Ok(Some((count, _))) => {
+            Ok(Some((count, appended))) => {
+                if let evident_store::Appended::Stored(seq) = appended {
+                    shared.commits.record(seq, std::time::Instant::now());
+                }
                 tracing::debug!(%into, count, "deduplication window summarized")
             }
             Ok(None) => {}

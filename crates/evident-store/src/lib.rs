@@ -6,6 +6,8 @@
 //! - [`query`]: typed filters ([`EventQuery`], [`StatsQuery`]) and their results; backends
 //!   turn them into parameterised SQL, never into SQL text built from values.
 //! - [`keys`]: roles and hashed API key secrets.
+//! - [`findings`]: what detection concluded ([`FindingStore`]), and where the detection
+//!   stage stands in the committed stream.
 //! - [`sqlite`]: the embedded default (WAL, `synchronous=FULL`, one writer, pooled readers,
 //!   background checkpoints, a critical-event journal in a file of its own), with its
 //!   migrations under `migrations/sqlite/`.
@@ -20,6 +22,7 @@
 //! an id already stored is reported as a duplicate and not stored again.
 
 pub mod error;
+pub mod findings;
 pub mod keys;
 pub mod postgres;
 mod postings;
@@ -31,6 +34,10 @@ mod terms;
 pub mod testsuite;
 
 pub use error::StoreError;
+pub use findings::{
+    DetectionCheckpoint, Finding, FindingCursor, FindingPage, FindingQuery, FindingStatus,
+    FindingStore, Hit, StatusChange,
+};
 pub use keys::{ApiKey, Role};
 pub use postgres::PgStore;
 pub use query::{

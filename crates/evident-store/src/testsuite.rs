@@ -660,3 +660,268 @@ impl Drop for ScratchPostgres {
         }
     }
 }
+
+/// A hit of `rule` for `group` with `events`, at `BASE + minutes`.
+pub fn hit(rule: &str, group: &str, minutes: i64, events: &[Uuid]) -> crate::Hit {
+    crate::Hit {
+        rule_id: rule.into(),
+        title: format!("title of {rule}"),
+        severity: Severity::High,
+        group_key: group.into(),
+        tags: vec!["attack.t1110".into()],
+        facility: Some("plant-1".into()),
+        events: events.to_vec(),
+        time: BASE + time::Duration::minutes(minutes),
+    }
+}
+
+/// Findings fold repeated hits of one rule and group while unresolved, link every
+/// event, page newest first, filter, and survive status changes.
+pub async fn findings_fold_link_page_and_change_status<S>(store: &S)
+where
+    S: EventStore + crate::FindingStore,
+{
+    use crate::findings::{EVIDENCE_LIMIT, FindingQuery, FindingStatus, StatusChange};
+    let e: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    assert_eq!(store.detection_checkpoint().await.unwrap().done_seq, 0);
+    let first = store
+        .record_hits(
+            vec![
+                hit("r1", "user=a", 10, &e[0..5]),
+                hit("r1", "user=b", 11, &e[5..6]),
+            ],
+            7,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert_ne!(first[0], first[1], "two groups, two findings");
+    // Same rule and group while open: the same finding, updated.
+    let again = store
+        .record_hits(vec![hit("r1", "user=a", 8, &e[3..8])], 9)
+        .await
+        .unwrap();
+    assert_eq!(again, vec![first[0]]);
+    let a = store.finding(first[0], None).await.unwrap().unwrap();
+    assert_eq!(a.count, 2);
+    assert_eq!(
+        a.evidence,
+        e[0..8].to_vec(),
+        "evidence without repeats, in order"
+    );
+    assert_eq!(a.first_seen, BASE + time::Duration::minutes(8));
+    assert_eq!(a.last_seen, BASE + time::Duration::minutes(10));
+    assert_eq!(a.status, FindingStatus::Open);
+    assert_eq!(a.title, "title of r1");
+    assert_eq!(a.tags, vec!["attack.t1110".to_string()]);
+    assert_eq!(store.detection_checkpoint().await.unwrap().done_seq, 9);
+
+    // Every event is linked, evidence inline stays bounded.
+    store
+        .record_hits(vec![hit("r1", "user=a", 12, &e[8..200])], 10)
+        .await
+        .unwrap();
+    let a = store.finding(first[0], None).await.unwrap().unwrap();
+    assert_eq!(a.evidence.len(), EVIDENCE_LIMIT);
+    let linked = store.findings_for_event(e[199], None).await.unwrap();
+    assert_eq!(
+        linked.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![first[0]]
+    );
+    assert!(
+        store
+            .findings_for_event(Uuid::new_v4(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let out_of_scope = Some(vec!["plant-9".to_string()]);
+    assert!(
+        store
+            .findings_for_event(e[0], out_of_scope.clone())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .finding(first[0], out_of_scope.clone())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Acknowledged still folds; resolved opens a new finding next time.
+    let ack = StatusChange {
+        status: FindingStatus::Acknowledged,
+        by: "analyst".into(),
+        at: 1_000,
+    };
+    let changed = store
+        .set_finding_status(first[0], ack, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.status, FindingStatus::Acknowledged);
+    assert_eq!(changed.status_by.as_deref(), Some("analyst"));
+    assert_eq!(
+        store
+            .record_hits(vec![hit("r1", "user=a", 13, &[])], 11)
+            .await
+            .unwrap(),
+        vec![first[0]]
+    );
+    let resolve = StatusChange {
+        status: FindingStatus::Resolved,
+        by: "analyst".into(),
+        at: 2_000,
+    };
+    store
+        .set_finding_status(first[0], resolve, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let reopened = store
+        .record_hits(vec![hit("r1", "user=a", 14, &e[0..1])], 12)
+        .await
+        .unwrap();
+    assert_ne!(
+        reopened,
+        vec![first[0]],
+        "a resolved finding is not reopened"
+    );
+    // The event is now evidence of both findings.
+    assert_eq!(store.findings_for_event(e[0], None).await.unwrap().len(), 2);
+    // Reopening the old one while a newer one holds the group is refused.
+    let reopen = StatusChange {
+        status: FindingStatus::Open,
+        by: "analyst".into(),
+        at: 3_000,
+    };
+    assert!(
+        store
+            .set_finding_status(first[0], reopen, None)
+            .await
+            .is_err()
+    );
+    let missing = StatusChange {
+        status: FindingStatus::Resolved,
+        by: "x".into(),
+        at: 0,
+    };
+    assert!(
+        store
+            .set_finding_status(Uuid::new_v4(), missing, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Paging newest first, and filters.
+    for i in 0..5 {
+        store
+            .record_hits(vec![hit("r2", &format!("ip={i}"), 20 + i, &[])], 13 + i)
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .findings(FindingQuery {
+                limit: 2,
+                cursor,
+                ..FindingQuery::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.findings.iter().map(|f| f.group_key.clone()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    assert_eq!(&seen[..2], ["ip=4", "ip=3"], "newest first");
+    let r2 = store
+        .findings(FindingQuery {
+            rule_id: Some("r2".into()),
+            limit: 100,
+            ..FindingQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r2.findings.len(), 5);
+    let open = store
+        .findings(FindingQuery {
+            status: Some(FindingStatus::Resolved),
+            limit: 100,
+            ..FindingQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        open.findings.iter().map(|f| f.id).collect::<Vec<_>>(),
+        vec![first[0]]
+    );
+    let window = store
+        .findings(FindingQuery {
+            from: Some(evident_model::unix_micros(
+                BASE + time::Duration::minutes(21),
+            )),
+            to: Some(evident_model::unix_micros(
+                BASE + time::Duration::minutes(23),
+            )),
+            limit: 100,
+            ..FindingQuery::default()
+        })
+        .await
+        .unwrap();
+    let groups: Vec<_> = window
+        .findings
+        .iter()
+        .map(|f| f.group_key.as_str())
+        .collect();
+    assert_eq!(groups, ["ip=2", "ip=1"]);
+    let scoped = store
+        .findings(FindingQuery {
+            limit: 100,
+            scope: out_of_scope,
+            ..FindingQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(scoped.findings.is_empty());
+}
+
+/// The detection stage reads committed events back in order and keeps its state.
+pub async fn detection_reads_committed_events_and_keeps_state<S>(store: &S)
+where
+    S: EventStore + crate::FindingStore,
+{
+    let events: Vec<_> = (0..10)
+        .map(|i| event("user.login", i, Severity::Info))
+        .collect();
+    store.append(events.clone().into()).await.unwrap();
+    let first = store.committed_after(0, 4).await.unwrap();
+    assert_eq!(
+        first.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(first[0].1, events[0].bytes);
+    let rest = store.committed_after(4, 100).await.unwrap();
+    assert_eq!(rest.len(), 6);
+    assert_eq!(rest.last().unwrap().1, events[9].bytes);
+    assert!(store.committed_after(10, 100).await.unwrap().is_empty());
+    assert_eq!(store.detection_checkpoint().await.unwrap().state, None);
+    store
+        .save_detection_state(4, b"state at 4".to_vec())
+        .await
+        .unwrap();
+    store
+        .save_detection_state(6, b"state at 6".to_vec())
+        .await
+        .unwrap();
+    let cp = store.detection_checkpoint().await.unwrap();
+    assert_eq!(cp.state, Some((6, b"state at 6".to_vec())));
+}

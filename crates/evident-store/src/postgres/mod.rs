@@ -6,6 +6,7 @@
 //! retention by dropping or trimming whole partitions. Critical events are journaled in
 //! a table of their own, committed without waiting behind a bulk append.
 
+mod findings;
 mod keys;
 mod partitions;
 mod read;
@@ -18,6 +19,9 @@ mod write;
 mod tests;
 
 use crate::error::StoreError;
+use crate::findings::{
+    DetectionCheckpoint, Finding, FindingPage, FindingQuery, FindingStore, Hit, StatusChange,
+};
 use crate::postings;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
 use crate::retention::{RetentionPolicy, RetentionReport};
@@ -415,5 +419,64 @@ impl EventStore for PgStore {
             .await?;
         tx.rollback().await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl FindingStore for PgStore {
+    async fn committed_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let client = self.client().await?;
+        findings::committed_after(&client, seq, limit).await
+    }
+
+    async fn detection_checkpoint(&self) -> Result<DetectionCheckpoint, StoreError> {
+        let client = self.client().await?;
+        findings::checkpoint(&client).await
+    }
+
+    async fn record_hits(&self, hits: Vec<Hit>, done_seq: i64) -> Result<Vec<Uuid>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let touched = findings::record_hits(&tx, &hits, done_seq).await?;
+        tx.commit().await?;
+        Ok(touched)
+    }
+
+    async fn save_detection_state(&self, seq: i64, state: Vec<u8>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        findings::save_state(&client, seq, &state).await
+    }
+
+    async fn finding(&self, id: Uuid, scope: Scope) -> Result<Option<Finding>, StoreError> {
+        let client = self.client().await?;
+        findings::get(&client, id, &scope).await
+    }
+
+    async fn findings(&self, query: FindingQuery) -> Result<FindingPage, StoreError> {
+        let client = self.client().await?;
+        findings::query(&client, &query).await
+    }
+
+    async fn set_finding_status(
+        &self,
+        id: Uuid,
+        change: StatusChange,
+        scope: Scope,
+    ) -> Result<Option<Finding>, StoreError> {
+        let client = self.client().await?;
+        findings::set_status(&client, id, &change, &scope).await
+    }
+
+    async fn findings_for_event(
+        &self,
+        event: Uuid,
+        scope: Scope,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let client = self.client().await?;
+        findings::for_event(&client, event, &scope).await
     }
 }

@@ -24,7 +24,7 @@ pub(super) struct Filter {
 
 impl Filter {
     /// Adds `clause`, whose `?` marks become the next parameter numbers, bound to `values`.
-    fn add(&mut self, clause: &'static str, values: Vec<Param>) {
+    pub(super) fn add(&mut self, clause: &'static str, values: Vec<Param>) {
         let mut n = self.values.len();
         let mut out = String::with_capacity(clause.len() + 8);
         for ch in clause.chars() {
@@ -41,13 +41,13 @@ impl Filter {
         self.clauses.push(out);
     }
 
-    fn text(&mut self, clause: &'static str, value: &Option<String>) {
+    pub(super) fn text(&mut self, clause: &'static str, value: &Option<String>) {
         if let Some(v) = value {
             self.add(clause, vec![Box::new(v.clone())]);
         }
     }
 
-    fn scope(&mut self, scope: &Scope) {
+    pub(super) fn scope(&mut self, scope: &Scope) {
         if let Some(facilities) = scope {
             self.add("facility = ANY(?)", vec![Box::new(facilities.clone())]);
         }

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_packed_terms.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_findings.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.

@@ -113,6 +113,18 @@ async fn folds_summarize_exactly_once() {
 }
 
 #[tokio::test]
+async fn findings_fold_link_page_and_change_status() {
+    let (_db, s) = store().await;
+    testsuite::findings_fold_link_page_and_change_status(&s).await;
+}
+
+#[tokio::test]
+async fn detection_reads_committed_events_and_keeps_state() {
+    let (_db, s) = store().await;
+    testsuite::detection_reads_committed_events_and_keeps_state(&s).await;
+}
+
+#[tokio::test]
 async fn keys_are_found_by_secret_and_stored_hashed() {
     let (_db, s) = store().await;
     let secret = s

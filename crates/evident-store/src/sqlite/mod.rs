@@ -5,6 +5,7 @@
 //! A lock file keeps a second server off the same directory.
 
 mod checkpoint;
+mod findings;
 mod journal;
 mod keys;
 mod read;
@@ -15,6 +16,9 @@ mod term_segments;
 mod write;
 
 use crate::error::StoreError;
+use crate::findings::{
+    DetectionCheckpoint, Finding, FindingPage, FindingQuery, FindingStore, Hit, StatusChange,
+};
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
 use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
@@ -366,6 +370,67 @@ impl EventStore for SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl FindingStore for SqliteStore {
+    async fn committed_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.with_reader(move |c| findings::committed_after(c, seq, limit))
+            .await
+    }
+
+    async fn detection_checkpoint(&self) -> Result<DetectionCheckpoint, StoreError> {
+        self.with_reader(findings::checkpoint).await
+    }
+
+    async fn record_hits(&self, hits: Vec<Hit>, done_seq: i64) -> Result<Vec<Uuid>, StoreError> {
+        self.with_writer(move |w| {
+            let tx = w
+                .conn()
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let touched = findings::record_hits(&tx, &hits, done_seq)?;
+            tx.commit()?;
+            Ok(touched)
+        })
+        .await
+    }
+
+    async fn save_detection_state(&self, seq: i64, state: Vec<u8>) -> Result<(), StoreError> {
+        self.with_writer(move |w| findings::save_state(w.conn(), seq, &state))
+            .await
+    }
+
+    async fn finding(&self, id: Uuid, scope: Scope) -> Result<Option<Finding>, StoreError> {
+        self.with_reader(move |c| findings::get(c, id, &scope))
+            .await
+    }
+
+    async fn findings(&self, query: FindingQuery) -> Result<FindingPage, StoreError> {
+        self.with_reader(move |c| findings::query(c, &query)).await
+    }
+
+    async fn set_finding_status(
+        &self,
+        id: Uuid,
+        change: StatusChange,
+        scope: Scope,
+    ) -> Result<Option<Finding>, StoreError> {
+        self.with_writer(move |w| findings::set_status(w.conn(), id, &change, &scope))
+            .await
+    }
+
+    async fn findings_for_event(
+        &self,
+        event: Uuid,
+        scope: Scope,
+    ) -> Result<Vec<Finding>, StoreError> {
+        self.with_reader(move |c| findings::for_event(c, event, &scope))
+            .await
     }
 }
 

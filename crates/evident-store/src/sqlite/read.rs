@@ -29,18 +29,18 @@ pub(super) struct Row {
 }
 
 impl Filter {
-    fn add(&mut self, clause: &'static str, values: impl IntoIterator<Item = Sql>) {
+    pub(super) fn add(&mut self, clause: &'static str, values: impl IntoIterator<Item = Sql>) {
         self.clauses.push(clause);
         self.values.extend(values);
     }
 
-    fn text(&mut self, clause: &'static str, value: &Option<String>) {
+    pub(super) fn text(&mut self, clause: &'static str, value: &Option<String>) {
         if let Some(v) = value {
             self.add(clause, [Sql::Text(v.clone())]);
         }
     }
 
-    fn scope(&mut self, scope: &Scope) {
+    pub(super) fn scope(&mut self, scope: &Scope) {
         let Some(facilities) = scope else { return };
         // `json_each` over one bound JSON array keeps the SQL text fixed whatever the count.
         let list = serde_json::to_string(facilities).unwrap_or_else(|_| "[]".into());

@@ -245,3 +245,15 @@ async fn a_store_from_before_the_term_segments_is_indexed_at_open() {
     let s = SqliteStore::open_exclusive(dir.path()).unwrap();
     testsuite::data_filters_agree_with_a_scan(&s, &stored).await;
 }
+
+#[tokio::test]
+async fn findings_fold_link_page_and_change_status() {
+    let (_d, s) = store();
+    testsuite::findings_fold_link_page_and_change_status(&s).await;
+}
+
+#[tokio::test]
+async fn detection_reads_committed_events_and_keeps_state() {
+    let (_d, s) = store();
+    testsuite::detection_reads_committed_events_and_keeps_state(&s).await;
+}

@@ -1,0 +1,347 @@
+//! The detection stage: follows the committed stream, runs every event through the
+//! rules, and records what fires as findings.
+//!
+//! The stage reads committed events back from the store in sequence order, so it never
+//! misses one however far it falls behind, and resumes where it stopped after a
+//! restart. Two positions are kept in the store:
+//!
+//! - `done_seq`, written in the same transaction as the findings: every event up to it
+//!   has had its findings recorded, so none is recorded twice;
+//! - the correlation state (open windows and counters) with the sequence number it is
+//!   as of, saved every few seconds and at shutdown.
+//!
+//! On start the stage restores the state and runs the events after it again; those up
+//! to `done_seq` only rebuild the windows (their findings are already stored), the
+//! ones after are detected as usual. Windows run on event time, so replaying gives the
+//! same answers as the first pass did.
+
+use crate::rules::{Detector, Match};
+use evident_model::Severity;
+use evident_pipeline::{Commits, Head};
+use evident_store::{FindingStore, Hit, StoreError};
+use serde_json::Value;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Knobs of the detection stage.
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    /// Events read from the store at a time.
+    pub batch: usize,
+    /// How often the correlation state is saved while events flow.
+    pub save_state_every: Duration,
+    /// How often the store is checked for events committed outside the pipeline
+    /// (deduplication summaries, events moved from the critical journal).
+    pub poll: Duration,
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        Self {
+            batch: 1000,
+            save_state_every: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the stage has done, for `/metrics` and benchmarks.
+#[derive(Debug, Default)]
+pub struct DetectionStats {
+    /// Events run through the rules.
+    pub events: AtomicU64,
+    /// Rule firings recorded.
+    pub hits: AtomicU64,
+    /// The highest sequence number handled.
+    pub seq: AtomicI64,
+    /// Delays from the commit of a firing event to its finding being stored.
+    latencies: Mutex<Vec<Duration>>,
+}
+
+/// Latency samples kept for [`DetectionStats::take_latencies`].
+const MAX_SAMPLES: usize = 100_000;
+
+impl DetectionStats {
+    /// The commit-to-finding delays measured since the last call.
+    pub fn take_latencies(&self) -> Vec<Duration> {
+        std::mem::take(
+            &mut *self
+                .latencies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn record_latency(&self, latency: Duration) {
+        metrics::histogram!(FINDING_LATENCY).record(latency.as_secs_f64());
+        let mut samples = self
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if samples.len() < MAX_SAMPLES {
+            samples.push(latency);
+        }
+    }
+}
+
+/// Metric: seconds from an event's commit to its finding being stored.
+pub const FINDING_LATENCY: &str = "evident_detection_finding_seconds";
+/// Metric: events run through the rules.
+pub const EVENTS_DETECTED: &str = "evident_detection_events_total";
+/// Metric: rule firings recorded into findings.
+pub const HITS_RECORDED: &str = "evident_detection_hits_total";
+
+/// A running detection stage.
+#[derive(Clone)]
+pub struct DetectionHandle {
+    replace: mpsc::UnboundedSender<Detector>,
+    stats: Arc<DetectionStats>,
+}
+
+impl DetectionHandle {
+    /// Swaps in a new rule set; open correlation windows of rules it keeps carry over.
+    pub fn replace_rules(&self, detector: Detector) {
+        // The stage has stopped only when the service is shutting down.
+        self.replace.send(detector).ok();
+    }
+
+    /// What the stage has done so far.
+    pub fn stats(&self) -> &Arc<DetectionStats> {
+        &self.stats
+    }
+}
+
+/// Starts the detection stage with `detector` over `store`, following `commits`. It
+/// ends once the committed stream closes and everything committed has been detected.
+pub fn start(
+    store: Arc<dyn FindingStore>,
+    detector: Detector,
+    commits: Arc<Commits>,
+    config: StageConfig,
+) -> (DetectionHandle, JoinHandle<()>) {
+    let (replace, replacements) = mpsc::unbounded_channel();
+    let stats = Arc::new(DetectionStats::default());
+    let stage = Stage {
+        store,
+        detector,
+        head: commits.subscribe(),
+        commits,
+        config,
+        stats: stats.clone(),
+        replacements,
+    };
+    // Rule evaluation is CPU work: it gets a thread of its own, as the commit stage does.
+    let runtime = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || runtime.block_on(stage.run()));
+    (DetectionHandle { replace, stats }, task)
+}
+
+struct Stage {
+    store: Arc<dyn FindingStore>,
+    detector: Detector,
+    head: watch::Receiver<Head>,
+    commits: Arc<Commits>,
+    config: StageConfig,
+    stats: Arc<DetectionStats>,
+    replacements: mpsc::UnboundedReceiver<Detector>,
+}
+
+impl Stage {
+    async fn run(mut self) {
+        let checkpoint = retry("read the detection checkpoint", || {
+            self.store.detection_checkpoint()
+        })
+        .await;
+        let done = checkpoint.done_seq;
+        let mut cursor = done;
+        if let Some((seq, state)) = &checkpoint.state {
+            match self.detector.restore_state(state) {
+                Ok(()) => cursor = *seq,
+                Err(reason) => {
+                    tracing::warn!(%reason, "correlation windows start empty");
+                }
+            }
+        }
+        tracing::info!(
+            from = cursor,
+            replay_to = done,
+            rules = self.detector.rule_count(),
+            correlations = self.detector.correlation_count(),
+            "detection stage started"
+        );
+        let mut saved = (cursor, Instant::now());
+        loop {
+            while let Ok(detector) = self.replacements.try_recv() {
+                self.swap(detector);
+            }
+            let batch = retry("read committed events", || {
+                self.store.committed_after(cursor, self.config.batch)
+            })
+            .await;
+            if batch.is_empty() {
+                if cursor != saved.0 {
+                    self.save_state(cursor).await;
+                    saved = (cursor, Instant::now());
+                }
+                if self.head.borrow().closed {
+                    break;
+                }
+                self.wait().await;
+                continue;
+            }
+            let last = batch.last().map_or(cursor, |(seq, _)| *seq);
+            let mut hits = Vec::new();
+            let mut firing_seqs = Vec::new();
+            for (seq, bytes) in &batch {
+                let before = hits.len();
+                self.detect(bytes, *seq > done, &mut hits);
+                if hits.len() > before {
+                    firing_seqs.push(*seq);
+                }
+            }
+            let n = batch.len() as u64;
+            self.stats.events.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!(EVENTS_DETECTED).increment(n);
+            if !hits.is_empty() {
+                let count = hits.len() as u64;
+                retry("record findings", || {
+                    self.store.record_hits(hits.clone(), last)
+                })
+                .await;
+                let now = Instant::now();
+                for seq in firing_seqs {
+                    if let Some(at) = self.commits.committed_at(seq) {
+                        self.stats.record_latency(now.saturating_duration_since(at));
+                    }
+                }
+                self.stats.hits.fetch_add(count, Ordering::Relaxed);
+                metrics::counter!(HITS_RECORDED).increment(count);
+            }
+            cursor = last;
+            self.stats.seq.store(cursor, Ordering::Relaxed);
+            if saved.1.elapsed() >= self.config.save_state_every {
+                self.save_state(cursor).await;
+                saved = (cursor, Instant::now());
+            }
+        }
+        tracing::debug!(seq = cursor, "detection stage stopped");
+    }
+
+    /// Waits until more is committed, the rules change, or the poll interval passes.
+    async fn wait(&mut self) {
+        tokio::select! {
+            changed = self.head.changed() => {
+                if changed.is_err() {
+                    // The hub is gone with the pipeline: poll until told to stop.
+                    tokio::time::sleep(self.config.poll).await;
+                }
+            }
+            Some(detector) = self.replacements.recv() => self.swap(detector),
+            _ = tokio::time::sleep(self.config.poll) => {}
+        }
+    }
+
+    fn swap(&mut self, mut detector: Detector) {
+        if let Err(reason) = detector.restore_state(&self.detector.save_state()) {
+            tracing::warn!(%reason, "correlation windows restart empty with the new rules");
+        }
+        tracing::info!(
+            rules = detector.rule_count(),
+            correlations = detector.correlation_count(),
+            "rules replaced"
+        );
+        self.detector = detector;
+    }
+
+    /// Runs one committed event through the rules; with `record`, adds its hits.
+    fn detect(&mut self, bytes: &[u8], record: bool, hits: &mut Vec<Hit>) {
+        let Ok(event) = serde_json::from_slice::<Value>(bytes) else {
+            tracing::error!("a stored event is not JSON; skipped by detection");
+            return;
+        };
+        let time = event["time"]
+            .as_str()
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        let matches = self.detector.process(&event, time.unix_timestamp());
+        if !record {
+            return;
+        }
+        let id = event["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+        let facility = event["facility"].as_str().map(str::to_owned);
+        hits.extend(
+            matches
+                .into_iter()
+                .map(|m| hit(m, id, facility.clone(), time)),
+        );
+    }
+
+    async fn save_state(&self, seq: i64) {
+        let state = self.detector.save_state();
+        if let Err(error) = self.store.save_detection_state(seq, state).await {
+            // Only costs a longer replay at the next start.
+            tracing::warn!(%error, "correlation state not saved");
+        }
+    }
+}
+
+/// The finding-to-be of one match.
+fn hit(m: Match, event: Option<Uuid>, facility: Option<String>, time: OffsetDateTime) -> Hit {
+    let mut events: Vec<Uuid> = m
+        .events
+        .iter()
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect();
+    if let Some(id) = event
+        && !events.contains(&id)
+    {
+        events.push(id);
+    }
+    let group_key = m
+        .group
+        .iter()
+        .map(|(field, value)| format!("{field}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Hit {
+        rule_id: m.rule_id.unwrap_or_else(|| m.title.clone()),
+        title: m.title,
+        severity: m
+            .level
+            .as_deref()
+            .and_then(Severity::parse_alias)
+            .unwrap_or(Severity::Medium),
+        group_key,
+        tags: m.tags,
+        facility,
+        events,
+        time,
+    }
+}
+
+/// Runs `op` until it succeeds, pausing longer after each failure (the store is down:
+/// detection waits for it rather than skip events or lose findings).
+async fn retry<T, F, Fut>(what: &str, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(value) => return value,
+            Err(error) => {
+                tracing::warn!(%error, "detection cannot {what}; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

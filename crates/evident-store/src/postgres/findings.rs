@@ -1,0 +1,336 @@
+//! Findings in the PostgreSQL store, and the detection stage's checkpoint.
+//!
+//! Text the store writes has NUL replaced by U+FFFD (PostgreSQL text cannot hold NUL;
+//! a group key may carry one from an event field), the same for the rule id and the
+//! group key on both sides of `open_key`, so folding is unaffected.
+
+use super::read::Filter;
+use crate::error::StoreError;
+use crate::findings::{
+    DetectionCheckpoint, Finding, FindingCursor, FindingPage, FindingQuery, FindingStatus, Hit,
+    StatusChange, extend_evidence, open_key,
+};
+use crate::query::Scope;
+use evident_model::{Severity, from_unix_micros, unix_micros};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Transaction};
+use uuid::Uuid;
+
+const COLUMNS: &str = "row, id, rule_id, title, severity, group_key, tags, facility, evidence, \
+                       first_seen, last_seen, count, status, status_by, status_at";
+
+/// Attempts at folding one hit when status changes keep taking its group meanwhile.
+const FOLD_ATTEMPTS: usize = 3;
+
+/// Committed events after `seq`, in order, at most `limit`: `(seq, canonical bytes)`.
+pub(super) async fn committed_after(
+    client: &Client,
+    seq: i64,
+    limit: usize,
+) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            "SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&seq, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, String>(1)?.into_bytes())))
+        .collect()
+}
+
+/// Where detection stopped.
+pub(super) async fn checkpoint(client: &Client) -> Result<DetectionCheckpoint, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT done_seq, state_seq, state FROM detection_checkpoint",
+            &[],
+        )
+        .await?;
+    let state_seq: Option<i64> = row.try_get(1)?;
+    let state: Option<Vec<u8>> = row.try_get(2)?;
+    Ok(DetectionCheckpoint {
+        done_seq: row.try_get(0)?,
+        state: state_seq.zip(state),
+    })
+}
+
+/// Saves the correlation state as of `seq`.
+pub(super) async fn save_state(client: &Client, seq: i64, state: &[u8]) -> Result<(), StoreError> {
+    client
+        .execute(
+            "UPDATE detection_checkpoint SET state_seq = $1, state = $2",
+            &[&seq, &state],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Folds `hits` into findings, links their events and moves `done_seq`, inside `tx`.
+pub(super) async fn record_hits(
+    tx: &Transaction<'_>,
+    hits: &[Hit],
+    done_seq: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    // Recorders take turns on the checkpoint row: no two fold the same group at once,
+    // and their locks on findings cannot deadlock.
+    tx.execute("SELECT 1 FROM detection_checkpoint FOR UPDATE", &[])
+        .await?;
+    let mut touched = Vec::with_capacity(hits.len());
+    if !hits.is_empty() {
+        // Locks the unresolved finding: a status change waits, or has happened (then a
+        // resolved one is no longer found and the hit opens a new finding).
+        let select = tx
+            .prepare("SELECT row, id, evidence FROM findings WHERE open_key = $1 FOR UPDATE")
+            .await?;
+        let update = tx
+            .prepare(
+                "UPDATE findings SET evidence = $2, first_seen = LEAST(first_seen, $3),
+                        last_seen = GREATEST(last_seen, $3), count = count + 1,
+                        severity = GREATEST(severity, $4)
+                  WHERE row = $1",
+            )
+            .await?;
+        // Nothing when a status change reopened a finding of the group meanwhile.
+        let insert = tx
+            .prepare(
+                "INSERT INTO findings (id, rule_id, title, severity, group_key, tags, facility,
+                        evidence, first_seen, last_seen, count, status, open_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, 'open', $10)
+                 ON CONFLICT (open_key) DO NOTHING
+                 RETURNING row",
+            )
+            .await?;
+        let link = tx
+            .prepare(
+                "INSERT INTO finding_events (event_id, finding)
+                 SELECT unnest($1::uuid[]), $2
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        for hit in hits {
+            let rule_id = clean(&hit.rule_id);
+            let group_key = clean(&hit.group_key);
+            let key = open_key(&rule_id, &group_key);
+            let time = unix_micros(hit.time);
+            let severity = i16::from(hit.severity.rank());
+            let mut folded = None;
+            for _ in 0..FOLD_ATTEMPTS {
+                if let Some(open) = tx.query_opt(&select, &[&key]).await? {
+                    let row: i64 = open.try_get(0)?;
+                    let mut evidence: Vec<Uuid> = open.try_get(2)?;
+                    extend_evidence(&mut evidence, &hit.events);
+                    tx.execute(&update, &[&row, &evidence, &time, &severity])
+                        .await?;
+                    folded = Some((row, open.try_get(1)?));
+                    break;
+                }
+                let id = Uuid::now_v7();
+                let mut evidence = Vec::new();
+                extend_evidence(&mut evidence, &hit.events);
+                let tags: Vec<String> = hit.tags.iter().map(|t| clean(t)).collect();
+                let facility = hit.facility.as_deref().map(clean);
+                let inserted = tx
+                    .query_opt(
+                        &insert,
+                        &[
+                            &id,
+                            &rule_id,
+                            &clean(&hit.title),
+                            &severity,
+                            &group_key,
+                            &tags,
+                            &facility,
+                            &evidence,
+                            &time,
+                            &key,
+                        ],
+                    )
+                    .await?;
+                if let Some(new) = inserted {
+                    folded = Some((new.try_get(0)?, id));
+                    break;
+                }
+            }
+            let Some((row, id)) = folded else {
+                return Err(StoreError::Database(format!(
+                    "finding of rule {:?} and group {:?} kept changing while recording a hit",
+                    hit.rule_id, hit.group_key
+                )));
+            };
+            if !hit.events.is_empty() {
+                tx.execute(&link, &[&hit.events, &row]).await?;
+            }
+            touched.push(id);
+        }
+    }
+    tx.execute(
+        "UPDATE detection_checkpoint SET done_seq = GREATEST(done_seq, $1)",
+        &[&done_seq],
+    )
+    .await?;
+    Ok(touched)
+}
+
+/// The finding with this id, if it is in `scope`.
+pub(super) async fn get(
+    client: &Client,
+    id: Uuid,
+    scope: &Scope,
+) -> Result<Option<Finding>, StoreError> {
+    let mut f = Filter::default();
+    f.add("id = ?", vec![Box::new(id)]);
+    f.scope(scope);
+    let sql = format!("SELECT {COLUMNS} FROM findings{}", f.sql());
+    match client.query_opt(&sql, &f.params()).await? {
+        Some(row) => Ok(Some(finding(&row)?.1)),
+        None => Ok(None),
+    }
+}
+
+/// One page of findings matching `q`, newest first.
+pub(super) async fn query(client: &Client, q: &FindingQuery) -> Result<FindingPage, StoreError> {
+    let mut f = Filter::default();
+    if let Some(status) = q.status {
+        f.add("status = ?", vec![Box::new(status.as_str())]);
+    }
+    f.text("rule_id = ?", &q.rule_id);
+    if let Some(s) = q.severity {
+        f.add("severity = ?", vec![Box::new(i16::from(s.rank()))]);
+    }
+    if let Some(s) = q.min_severity {
+        f.add("severity >= ?", vec![Box::new(i16::from(s.rank()))]);
+    }
+    f.text("facility = ?", &q.facility);
+    if let Some(from) = q.from {
+        f.add("last_seen >= ?", vec![Box::new(from)]);
+    }
+    if let Some(to) = q.to {
+        f.add("first_seen < ?", vec![Box::new(to)]);
+    }
+    if let Some(FindingCursor(row)) = q.cursor {
+        f.add("row < ?", vec![Box::new(row)]);
+    }
+    f.scope(&q.scope);
+    f.values
+        .push(Box::new(i64::try_from(q.limit).unwrap_or(i64::MAX - 1) + 1));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM findings{} ORDER BY row DESC LIMIT ${}",
+        f.sql(),
+        f.values.len()
+    );
+    let mut found = client
+        .query(&sql, &f.params())
+        .await?
+        .iter()
+        .map(finding)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = found.len() > q.limit;
+    found.truncate(q.limit);
+    Ok(FindingPage {
+        next: more
+            .then(|| found.last().map(|(row, _)| FindingCursor(*row)))
+            .flatten(),
+        findings: found.into_iter().map(|(_, f)| f).collect(),
+    })
+}
+
+/// Changes a finding's status; the updated finding, or `None` if it does not exist or
+/// is out of `scope`.
+pub(super) async fn set_status(
+    client: &Client,
+    id: Uuid,
+    change: &StatusChange,
+    scope: &Scope,
+) -> Result<Option<Finding>, StoreError> {
+    let mut f = Filter::default();
+    f.add("id = ?", vec![Box::new(id)]);
+    f.scope(scope);
+    let n = f.values.len();
+    // Resolving frees the rule and group for a new finding; reopening a resolved one
+    // takes the key back unless a newer finding holds it (then the unique key refuses).
+    let sql = format!(
+        "UPDATE findings SET status = ${}, status_by = ${}, status_at = ${},
+                open_key = CASE WHEN ${} THEN NULL ELSE rule_id || chr(31) || group_key END{}
+          RETURNING {COLUMNS}",
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4,
+        f.sql()
+    );
+    let status = change.status.as_str();
+    let by = clean(&change.by);
+    let resolved = change.status == FindingStatus::Resolved;
+    let mut params = f.params();
+    params.extend([&status as &(dyn ToSql + Sync), &by, &change.at, &resolved]);
+    let updated = client.query_opt(&sql, &params).await.map_err(|e| {
+        if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            StoreError::Rejected(
+                "a newer finding of this rule and group is open; reopen that one instead".into(),
+            )
+        } else {
+            StoreError::from(e)
+        }
+    })?;
+    updated.map(|row| Ok(finding(&row)?.1)).transpose()
+}
+
+/// The findings `event` is evidence of, in `scope`, oldest first.
+pub(super) async fn for_event(
+    client: &Client,
+    event: Uuid,
+    scope: &Scope,
+) -> Result<Vec<Finding>, StoreError> {
+    let mut f = Filter::default();
+    f.add(
+        "row IN (SELECT finding FROM finding_events WHERE event_id = ?)",
+        vec![Box::new(event)],
+    );
+    f.scope(scope);
+    let sql = format!("SELECT {COLUMNS} FROM findings{} ORDER BY row", f.sql());
+    client
+        .query(&sql, &f.params())
+        .await?
+        .iter()
+        .map(|row| Ok(finding(row)?.1))
+        .collect()
+}
+
+/// A row of [`COLUMNS`]: its row number and the finding.
+fn finding(r: &Row) -> Result<(i64, Finding), StoreError> {
+    let time = |micros: i64| from_unix_micros(micros).ok_or_else(|| bad_row("time out of range"));
+    let status: String = r.try_get(12)?;
+    let severity: i16 = r.try_get(4)?;
+    Ok((
+        r.try_get(0)?,
+        Finding {
+            id: r.try_get(1)?,
+            rule_id: r.try_get(2)?,
+            title: r.try_get(3)?,
+            severity: Severity::from_rank(u8::try_from(severity).map_err(bad_row)?)
+                .unwrap_or(Severity::Critical),
+            group_key: r.try_get(5)?,
+            tags: r.try_get(6)?,
+            facility: r.try_get(7)?,
+            evidence: r.try_get(8)?,
+            first_seen: time(r.try_get(9)?)?,
+            last_seen: time(r.try_get(10)?)?,
+            count: r.try_get::<_, i64>(11)?.max(0) as u64,
+            status: status.parse().map_err(bad_row)?,
+            status_by: r.try_get(13)?,
+            status_at: r.try_get::<_, Option<i64>>(14)?.map(time).transpose()?,
+        },
+    ))
+}
+
+/// `s` with NUL, which PostgreSQL text cannot hold, replaced by U+FFFD.
+fn clean(s: &str) -> String {
+    s.replace('\0', "\u{fffd}")
+}
+
+fn bad_row(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(format!("unreadable finding row: {e}"))
+}

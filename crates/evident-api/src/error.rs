@@ -28,6 +28,9 @@ pub enum ApiError {
     /// A query or path parameter broke a rule.
     #[error("{0}")]
     InvalidParameter(String),
+    /// The request conflicts with the current state of the resource.
+    #[error("{0}")]
+    Conflict(String),
     /// The body cannot be decoded into events.
     #[error("{0}")]
     InvalidBody(String),
@@ -60,6 +63,7 @@ impl ApiError {
             Self::Forbidden { .. } => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::InvalidParameter(_) => "invalid_parameter",
+            Self::Conflict(_) => "conflict",
             Self::InvalidBody(_) => "invalid_body",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::TooManyEvents(_) => "too_many_events",
@@ -77,6 +81,7 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidParameter(_) | Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) | Self::TooManyEvents(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

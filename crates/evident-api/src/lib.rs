@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! - [`router`]: every route and its handler, in one table.
-//! - [`routes`]: handlers (ingest, events, stats, health).
+//! - [`routes`]: handlers (ingest, events, findings, rules, stats, health).
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
 //! - [`params`]: query strings → typed store queries.
 //! - [`error`]: the error code table and wire format.
@@ -43,6 +43,18 @@ pub fn router(state: AppState) -> Router {
             inflight::limit,
         ))
         .route("/api/v1/events/{id}", get(routes::events::get))
+        .route("/api/v1/findings", get(routes::findings::list))
+        .route(
+            "/api/v1/findings/{id}",
+            get(routes::findings::get).patch(routes::findings::patch),
+        )
+        .route("/api/v1/rules", get(routes::rules::list))
+        .route(
+            "/api/v1/rules/{id}",
+            get(routes::rules::get)
+                .put(routes::rules::put)
+                .delete(routes::rules::delete),
+        )
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use evident_model::{Category, Outcome, Severity, unix_micros};
 use evident_store::query::{DataFilter, GroupField, TypeFilter};
-use evident_store::{Cursor, EventQuery, StatsQuery};
+use evident_store::{Cursor, EventQuery, FindingCursor, FindingQuery, StatsQuery};
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -100,6 +100,67 @@ pub fn event_query(raw: Option<&str>, now: OffsetDateTime) -> Result<EventQuery,
         return Err(bad("`from` must be before `to`"));
     }
     Ok(q)
+}
+
+const FINDING_PARAMS: &str =
+    "status, rule_id, severity, min_severity, facility, from, to, limit, cursor";
+
+/// The finding query a `GET /api/v1/findings` query string asks for: `from` and `to`
+/// select findings active in that range (last seen at or after `from`, first seen
+/// before `to`).
+pub fn finding_query(raw: Option<&str>, now: OffsetDateTime) -> Result<FindingQuery, ApiError> {
+    let mut q = FindingQuery {
+        limit: DEFAULT_LIMIT,
+        ..FindingQuery::default()
+    };
+    for (key, value) in pairs(raw)? {
+        let v = value.as_str();
+        match key.as_str() {
+            "status" => q.status = Some(v.parse().map_err(|e| bad(format!("status: {e}")))?),
+            "rule_id" => q.rule_id = Some(text(&key, v)?),
+            "severity" => q.severity = Some(severity(&key, v)?),
+            "min_severity" => q.min_severity = Some(severity(&key, v)?),
+            "facility" => q.facility = Some(text(&key, v)?),
+            "from" => q.from = Some(unix_micros(time_param(&key, v, now)?)),
+            "to" => q.to = Some(unix_micros(time_param(&key, v, now)?)),
+            "limit" => q.limit = limit(v)?,
+            "cursor" => {
+                q.cursor = Some(
+                    FindingCursor::decode(v)
+                        .ok_or_else(|| bad("cursor is not one this server handed out"))?,
+                )
+            }
+            _ => {
+                return Err(bad(format!(
+                    "unknown parameter `{key}`; known: {FINDING_PARAMS}"
+                )));
+            }
+        }
+    }
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && from >= to
+    {
+        return Err(bad("`from` must be before `to`"));
+    }
+    Ok(q)
+}
+
+/// Whether a `GET /api/v1/events/{id}` query string asks for the event's findings
+/// (`include=findings`).
+pub fn include_findings(raw: Option<&str>) -> Result<bool, ApiError> {
+    let mut include = false;
+    for (key, value) in pairs(raw)? {
+        match (key.as_str(), value.as_str()) {
+            ("include", "findings") => include = true,
+            ("include", other) => {
+                return Err(bad(format!(
+                    "include `{other}` is not something an event has; known: findings"
+                )));
+            }
+            _ => return Err(bad(format!("unknown parameter `{key}`; known: include"))),
+        }
+    }
+    Ok(include)
 }
 
 /// The stats query a `GET /api/v1/stats` query string asks for.

@@ -3,7 +3,7 @@
 use crate::auth::KeyCache;
 use evident_ingest::{Limits, PriorityRules};
 use evident_pipeline::Pipeline;
-use evident_store::{EventStore, KeyStore};
+use evident_store::{EventStore, FindingStore, KeyStore};
 use std::sync::Arc;
 
 /// Shared handles for the handlers: each a small, purpose-named piece.
@@ -31,6 +31,10 @@ pub struct AppState {
     pub inflight: crate::inflight::InflightBudget,
     /// Large request bodies parsed at once on blocking threads.
     pub admission_permits: Arc<tokio::sync::Semaphore>,
+    /// Where detection's findings are kept (absent: findings routes answer 404).
+    pub findings: Option<Arc<dyn FindingStore>>,
+    /// The rules directory and the detection stage (absent: rules routes answer 404).
+    pub rules: Option<crate::routes::rules::RulesState>,
 }
 
 impl AppState {
@@ -53,6 +57,8 @@ impl AppState {
             metrics_require_key: false,
             inflight: crate::inflight::InflightBudget::new(crate::inflight::DEFAULT_INFLIGHT_BYTES),
             admission_permits: Arc::new(tokio::sync::Semaphore::new(admission_threads())),
+            findings: None,
+            rules: None,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! flattened first: `EventData` fields and the common `System` fields (`EventID`,
 //! `Channel`, `Provider_Name`, `Computer`, ...) become top-level fields.
 
+use rsigma_eval::{Event, EventValue, JsonEvent};
 use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
 
 /// The view field naming the event's Sigma log source product. evident's own events do
 /// not carry it and count as product `evident`; flattened Windows records carry
@@ -154,6 +156,98 @@ fn flatten_data(data: &Value, flat: &mut Map<String, Value>) {
         {
             flat.entry(key.replace(' ', "")).or_insert(v);
         }
+    }
+}
+
+/// Field rules may use for the hour of the event's time (UTC), 0–23.
+pub const HOUR_FIELD: &str = "@hour";
+/// Field rules may use for the weekday of the event's time (UTC): `monday` .. `sunday`.
+pub const WEEKDAY_FIELD: &str = "@weekday";
+
+/// An event as rules see it: the JSON view, plus [`HOUR_FIELD`] and [`WEEKDAY_FIELD`]
+/// computed from its `time` when a rule asks (off-hours rules).
+pub struct RuleEvent<'a> {
+    inner: JsonEvent<'a>,
+    time: Option<&'a str>,
+}
+
+impl<'a> RuleEvent<'a> {
+    /// Wraps a view made by [`view`].
+    pub fn new(view: &'a Value) -> Self {
+        Self {
+            time: view.get("time").and_then(Value::as_str),
+            inner: JsonEvent::borrow(view),
+        }
+    }
+
+    /// The hour of an RFC 3339 UTC time (`2026-03-01T10:00:00Z` → 10).
+    fn hour(&self) -> Option<i64> {
+        let t = self.time?;
+        let digits = t.get(11..13)?;
+        (t.ends_with('Z') || t.ends_with("+00:00"))
+            .then(|| digits.parse().ok())
+            .flatten()
+    }
+
+    fn weekday(&self) -> Option<&'static str> {
+        let t = time::OffsetDateTime::parse(self.time?, &Rfc3339).ok()?;
+        Some(match t.to_offset(time::UtcOffset::UTC).weekday() {
+            time::Weekday::Monday => "monday",
+            time::Weekday::Tuesday => "tuesday",
+            time::Weekday::Wednesday => "wednesday",
+            time::Weekday::Thursday => "thursday",
+            time::Weekday::Friday => "friday",
+            time::Weekday::Saturday => "saturday",
+            time::Weekday::Sunday => "sunday",
+        })
+    }
+}
+
+impl Event for RuleEvent<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        match path {
+            HOUR_FIELD => self.hour().map(EventValue::Int),
+            WEEKDAY_FIELD => self
+                .weekday()
+                .map(|d| EventValue::Str(std::borrow::Cow::Borrowed(d))),
+            _ => self.inner.get_field(path),
+        }
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.inner.any_string_value(pred)
+    }
+
+    fn all_string_values(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        self.inner.all_string_values()
+    }
+
+    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
+        self.inner.visit_string_values(visit)
+    }
+
+    fn to_json(&self) -> Value {
+        self.inner.to_json()
+    }
+
+    fn top_level_keys(&self) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+        let mut keys = self.inner.top_level_keys()?;
+        if self.time.is_some() {
+            keys.push(std::borrow::Cow::Borrowed(HOUR_FIELD));
+            keys.push(std::borrow::Cow::Borrowed(WEEKDAY_FIELD));
+        }
+        Some(keys)
+    }
+
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        if !self.inner.visit_top_level_keys(visit) {
+            return false;
+        }
+        if self.time.is_some() {
+            visit(HOUR_FIELD);
+            visit(WEEKDAY_FIELD);
+        }
+        true
     }
 }
 

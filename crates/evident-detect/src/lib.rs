@@ -10,12 +10,17 @@
 //!   Sigma's common field names mapped onto them, and Windows event log JSON
 //!   (`Event.System` / `Event.EventData`) flattened the way Sigma's Windows rules expect;
 //! - [`Detector`]: a loaded rule set that tells which rules an event fires;
+//! - [`library`]: the rules directory: listing, changing it (checked before writing),
+//!   noticing when its files change;
+//! - [`pack`]: the default rule pack, built in;
 //! - [`stage`]: the stage that follows the committed stream, runs every event through
 //!   the rules and records findings, resuming where it stopped after a restart.
 
 pub mod fields;
+pub mod library;
+pub mod pack;
 pub mod rules;
 pub mod stage;
 
-pub use rules::{Detector, LoadReport, Match, RuleProblem};
+pub use rules::{Detector, LoadReport, Match, RuleInfo, RuleProblem};
 pub use stage::{DetectionHandle, DetectionStats, StageConfig};

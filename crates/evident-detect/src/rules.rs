@@ -7,15 +7,16 @@
 use crate::fields;
 use rsigma_eval::{
     CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult,
-    JsonEvent, LogSourceExtractor, parse_pipeline,
+    LogSourceExtractor, parse_pipeline,
 };
 use rsigma_parser::{CorrelationRule, LogSource, SigmaCollection, SigmaRule, parse_sigma_yaml};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// A rule, or a whole file, that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RuleProblem {
     /// The file it is in.
     pub file: PathBuf,
@@ -51,6 +52,26 @@ pub struct LoadReport {
     pub correlations: usize,
     /// Everything that could not be loaded.
     pub problems: Vec<RuleProblem>,
+    /// The rules that loaded, detection rules first.
+    pub rules: Vec<RuleInfo>,
+}
+
+/// A loaded rule, as the rules API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleInfo {
+    /// The rule's id (its title when it has none).
+    pub id: String,
+    /// The rule's title.
+    pub title: String,
+    /// `detection` or `correlation`.
+    pub kind: &'static str,
+    /// The rule's level, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The rule's tags.
+    pub tags: Vec<String>,
+    /// The file it was loaded from.
+    pub file: PathBuf,
 }
 
 /// One rule an event fired.
@@ -84,6 +105,18 @@ pub const GROUP_BY_ATTRIBUTE: &str = "evident.group-by";
 /// A loaded rule set: detection rules, and correlation rules over their matches.
 pub struct Detector {
     engine: CorrelationEngine,
+    /// Rules (by id, or title when they have none) that only feed correlations: Sigma's
+    /// `generate: false`, the default. Their own matches are not reported.
+    feeds_only: HashSet<String>,
+}
+
+impl fmt::Debug for Detector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Detector")
+            .field("rules", &self.engine.detection_rule_count())
+            .field("correlations", &self.engine.correlation_rule_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Detector {
@@ -110,6 +143,15 @@ impl Detector {
         loader.finish()
     }
 
+    /// Loads rules from `(name, YAML text)` pairs, each reported as coming from `name`.
+    pub fn from_sources(sources: &[(&str, &str)]) -> (Detector, LoadReport) {
+        let mut loader = Loader::new();
+        for (name, text) in sources {
+            loader.add(Path::new(name), text);
+        }
+        loader.finish()
+    }
+
     /// Loads rules from YAML text, reported as coming from `name`.
     pub fn from_yaml(name: &str, text: &str) -> (Detector, LoadReport) {
         let mut loader = Loader::new();
@@ -126,7 +168,7 @@ impl Detector {
     /// as a Windows event log record; see [`fields`]); no correlation state changes.
     pub fn evaluate(&self, event: &Value) -> Vec<Match> {
         let view = fields::view(event);
-        matches(self.engine.evaluate(&JsonEvent::borrow(&view)), &view)
+        self.matches(self.engine.evaluate(&fields::RuleEvent::new(&view)), &view)
     }
 
     /// Feeds `event`, which happened at `time_secs` (Unix seconds, event time), through
@@ -136,8 +178,8 @@ impl Detector {
         let view = fields::view(event);
         let results = self
             .engine
-            .process_event_at(&JsonEvent::borrow(&view), time_secs);
-        matches(results, &view)
+            .process_event_at(&fields::RuleEvent::new(&view), time_secs);
+        self.matches(results, &view)
     }
 
     /// How many correlation rules are loaded.
@@ -165,36 +207,70 @@ impl Detector {
     }
 }
 
-fn matches(results: Vec<EvaluationResult>, view: &Value) -> Vec<Match> {
-    results
-        .into_iter()
-        .map(|r| {
-            let (group, events, correlation) = match r.as_correlation() {
-                Some(c) => (
-                    c.group_key.clone(),
-                    c.event_refs
-                        .iter()
-                        .flatten()
-                        .filter_map(|e| e.id.clone())
-                        .collect(),
-                    true,
-                ),
-                None => (
-                    group_of(&r.header.custom_attributes, view),
-                    Vec::new(),
-                    false,
-                ),
-            };
-            Match {
-                rule_id: r.header.rule_id,
-                title: r.header.rule_title,
-                level: r.header.level.map(|l| l.as_str().to_owned()),
-                tags: r.header.tags,
-                group,
-                events,
-                correlation,
-            }
-        })
+impl Detector {
+    fn matches(&self, results: Vec<EvaluationResult>, view: &Value) -> Vec<Match> {
+        results
+            .into_iter()
+            .filter(|r| {
+                r.is_correlation()
+                    || !self
+                        .feeds_only
+                        .contains(r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title))
+            })
+            .map(|r| {
+                let (group, events, correlation) = match r.as_correlation() {
+                    Some(c) => (
+                        c.group_key.clone(),
+                        c.event_refs
+                            .iter()
+                            .flatten()
+                            .filter_map(|e| e.id.clone())
+                            .collect(),
+                        true,
+                    ),
+                    None => (
+                        group_of(&r.header.custom_attributes, view),
+                        Vec::new(),
+                        false,
+                    ),
+                };
+                Match {
+                    rule_id: r.header.rule_id,
+                    title: r.header.rule_title,
+                    level: r.header.level.map(|l| l.as_str().to_owned()),
+                    tags: r.header.tags,
+                    group,
+                    events,
+                    correlation,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The rules that only feed correlations: referenced (by id or name) by a correlation
+/// with `generate: false` and by none with `generate: true`.
+fn feeds_only(collection: &SigmaCollection) -> HashSet<String> {
+    let refs = |generate: bool| -> HashSet<&str> {
+        collection
+            .correlations
+            .iter()
+            .filter(|c| c.generate == generate)
+            .flat_map(|c| c.rules.iter().map(String::as_str))
+            .collect()
+    };
+    let (hidden, shown) = (refs(false), refs(true));
+    let named = |rule: &SigmaRule, names: &HashSet<&str>| {
+        [rule.id.as_deref(), rule.name.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|n| names.contains(n))
+    };
+    collection
+        .rules
+        .iter()
+        .filter(|rule| named(rule, &hidden) && !named(rule, &shown))
+        .map(|rule| rule.id.clone().unwrap_or_else(|| rule.title.clone()))
         .collect()
 }
 
@@ -298,10 +374,21 @@ impl Loader {
             .map(|(i, e)| (i, e.to_string()))
             .collect();
         let mut good = SigmaCollection::new();
+        let mut infos = Vec::new();
         for (i, (file, line, rule)) in rules.iter().enumerate() {
             match failed.get(&i) {
                 Some(reason) => problem(file, *line, &rule.title, reason.clone()),
-                None => good.rules.push(rule.clone()),
+                None => {
+                    infos.push(RuleInfo {
+                        id: rule.id.clone().unwrap_or_else(|| rule.title.clone()),
+                        title: rule.title.clone(),
+                        kind: "detection",
+                        level: rule.level.map(|l| l.as_str().to_owned()),
+                        tags: rule.tags.clone(),
+                        file: file.clone(),
+                    });
+                    good.rules.push(rule.clone());
+                }
             }
         }
         let loaded = good.rules.len();
@@ -320,7 +407,17 @@ impl Loader {
             let mut check = one_by_one(&good);
             for (file, line, rule) in &correlations {
                 match check.add_correlation(rule) {
-                    Ok(()) => good.correlations.push(rule.clone()),
+                    Ok(()) => {
+                        infos.push(RuleInfo {
+                            id: rule.id.clone().unwrap_or_else(|| rule.title.clone()),
+                            title: rule.title.clone(),
+                            kind: "correlation",
+                            level: rule.level.map(|l| l.as_str().to_owned()),
+                            tags: rule.tags.clone(),
+                            file: file.clone(),
+                        });
+                        good.correlations.push(rule.clone())
+                    }
                     Err(e) => problem(file, *line, &rule.title, e.to_string()),
                 }
             }
@@ -339,7 +436,9 @@ impl Loader {
         }
         report.loaded = loaded;
         report.correlations = correlated;
-        (Detector { engine }, report)
+        report.rules = infos;
+        let feeds_only = feeds_only(&good);
+        (Detector { engine, feeds_only }, report)
     }
 }
 
@@ -349,8 +448,6 @@ const MAX_GROUP_ENTRIES: usize = 10_000;
 /// A correlation engine with evident's field mapping and logsource pruning.
 fn new_engine(pipeline: &Option<rsigma_eval::Pipeline>) -> CorrelationEngine {
     let mut engine = CorrelationEngine::new(CorrelationConfig {
-        // Rules a correlation refers to only feed it (Sigma's `generate: false`).
-        emit_detections: false,
         // Ids of the events in each window, as the finding's evidence.
         correlation_event_mode: CorrelationEventMode::Refs,
         max_correlation_events: CORRELATION_EVIDENCE,
@@ -509,6 +606,40 @@ level: high
         for i in 0..5 {
             assert!(!fired(&mut detector, "carol", t0 + i * 100));
         }
+    }
+
+    #[test]
+    fn a_rule_that_only_feeds_a_correlation_is_not_reported_and_the_group_is() {
+        let (mut detector, _) = Detector::from_yaml("brute.yml", BRUTE_FORCE);
+        let event = json!({"id": "e5", "type": "auth.login.failure", "actor": {"user_id": "al"}});
+        for i in 0..4 {
+            assert_eq!(detector.process(&event, 1_700_000_000 + i), vec![]);
+        }
+        let fifth = detector.process(&event, 1_700_000_010);
+        assert_eq!(fifth.len(), 1, "{fifth:?}");
+        assert!(fifth[0].correlation);
+        assert_eq!(fifth[0].group, vec![("actor.user_id".into(), "al".into())]);
+        assert!(fifth[0].events.contains(&"e5".to_owned()), "{fifth:?}");
+        // With `generate: true` the base rule reports its own matches too.
+        let generating = BRUTE_FORCE.replace("level: high", "level: high\ngenerate: true");
+        let (mut detector, report) = Detector::from_yaml("brute.yml", &generating);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let own = detector.process(&event, 1_700_000_000);
+        assert_eq!(own.len(), 1);
+        assert!(!own[0].correlation);
+        // So does a rule with `evident.group-by`, grouped by those fields.
+        let grouped = "title: Denied\nevident.group-by: [actor.ip, data.path]\nlogsource: {product: evident}\ndetection:\n  sel:\n    type: access.denied\n  condition: sel\n";
+        let (detector, report) = Detector::from_yaml("denied.yml", grouped);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let denied = json!({"type": "access.denied", "actor": {"ip": "10.1.1.1"}, "data": {"path": "/admin"}});
+        let m = detector.evaluate(&denied);
+        assert_eq!(
+            m[0].group,
+            vec![
+                ("actor.ip".into(), "10.1.1.1".into()),
+                ("data.path".into(), "/admin".into())
+            ]
+        );
     }
 
     #[test]

@@ -33,7 +33,8 @@ use uuid::Uuid;
 pub struct StageConfig {
     /// Events read from the store at a time.
     pub batch: usize,
-    /// How often the correlation state is saved while events flow.
+    /// How often the correlation state is saved (and always at shutdown). After a crash,
+    /// the events since the last save are run again to rebuild the windows.
     pub save_state_every: Duration,
     /// How often the store is checked for events committed outside the pipeline
     /// (deduplication summaries, events moved from the critical journal).
@@ -184,11 +185,14 @@ impl Stage {
             })
             .await;
             if batch.is_empty() {
-                if cursor != saved.0 {
+                let closed = self.head.borrow().closed;
+                if cursor != saved.0
+                    && (closed || saved.1.elapsed() >= self.config.save_state_every)
+                {
                     self.save_state(cursor).await;
                     saved = (cursor, Instant::now());
                 }
-                if self.head.borrow().closed {
+                if closed {
                     break;
                 }
                 self.wait().await;

@@ -197,3 +197,114 @@ fn five_failures_from_one_address_and_spraying_across_accounts() {
         "{quiet:?}"
     );
 }
+
+#[test]
+fn administrative_changes_outside_working_hours() {
+    check(
+        "Administrative change outside working hours",
+        &[
+            json!({"type": "permission.change", "time": "2026-03-04T22:15:00Z"}),
+            json!({"type": "config.change", "time": "2026-03-04T05:59:59Z"}),
+            // Saturday afternoon.
+            json!({"type": "role.granted", "time": "2026-03-07T14:00:00Z"}),
+        ],
+        &[
+            // Wednesday, working hours; and the edges of them.
+            json!({"type": "permission.change", "time": "2026-03-04T10:00:00Z"}),
+            json!({"type": "config.change", "time": "2026-03-04T06:00:00Z"}),
+            json!({"type": "config.change", "time": "2026-03-04T19:59:59Z"}),
+            // Not an administrative change.
+            json!({"type": "station.operation", "time": "2026-03-04T23:00:00Z"}),
+        ],
+    );
+}
+
+#[test]
+fn equipment_faults_and_error_codes() {
+    check(
+        "Equipment fault or error code",
+        &[
+            json!({"type": "equipment.status", "data": {"status": "fault", "error_code": null}}),
+            json!({"type": "equipment.status", "data": {"status": "running", "error_code": "E204"}}),
+        ],
+        &[
+            json!({"type": "equipment.status", "data": {"status": "running", "error_code": null}}),
+            json!({"type": "equipment.status", "data": {"status": "idle"}}),
+            json!({"type": "station.operation", "data": {"status": "fault"}}),
+        ],
+    );
+}
+
+#[test]
+fn encryption_failures() {
+    check(
+        "Encryption or key operation failed",
+        &[
+            json!({"type": "encryption.event", "data": {"operation": "decrypt", "success": false}}),
+            json!({"type": "crypto.sign.failure", "outcome": "failure"}),
+        ],
+        &[
+            json!({"type": "encryption.event", "data": {"operation": "decrypt", "success": true}}),
+            json!({"type": "data.access", "data": {"success": false}}),
+        ],
+    );
+}
+
+#[test]
+fn mass_data_export_in_one_request() {
+    check(
+        "Mass data export in one request",
+        &[json!({"type": "data.access", "actor": {"user_id": "eve"},
+                 "data": {"action": "export", "records": 25000, "classification": "restricted"}})],
+        &[
+            json!({"type": "data.access", "data": {"action": "export", "records": 9999, "classification": "restricted"}}),
+            json!({"type": "data.access", "data": {"action": "export", "records": 50000, "classification": "public"}}),
+            json!({"type": "data.access", "data": {"action": "read", "records": 50000, "classification": "restricted"}}),
+        ],
+    );
+}
+
+/// Feeds `events` (each at `t0 + seconds`) in order; the titles that fired for each.
+fn sequence(events: &[(Value, i64)]) -> Vec<Vec<String>> {
+    let mut detector = pack();
+    let t0 = 1_780_000_000;
+    events
+        .iter()
+        .map(|(event, at)| {
+            detector
+                .process(event, t0 + at)
+                .into_iter()
+                .map(|m| m.title)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn access_denied_bursts_and_many_exports() {
+    let denied = |user: &str| json!({"type": "access.denied", "actor": {"user_id": user}});
+    // Ten denials for one user within 45 s fire on the tenth; nine for another do not,
+    // nor ten spread over two minutes.
+    let mut events: Vec<(Value, i64)> = (0..10).map(|i| (denied("mallory"), i * 5)).collect();
+    events.extend((0..9).map(|i| (denied("oscar"), i * 5)));
+    events.extend((0..10).map(|i| (denied("slow"), 100 + i * 13)));
+    let results = sequence(&events);
+    assert_eq!(
+        fired_at(&results, "Access-denied burst"),
+        vec![9],
+        "{results:?}"
+    );
+
+    let export = |user: &str| {
+        json!({"type": "data.access", "actor": {"user_id": user},
+               "data": {"action": "export", "records": 10, "classification": "internal"}})
+    };
+    let mut events: Vec<(Value, i64)> = (0..20).map(|i| (export("eve"), i * 25)).collect();
+    events.extend((0..19).map(|i| (export("frank"), i * 25)));
+    let results = sequence(&events);
+    assert_eq!(
+        fired_at(&results, "Mass data export - twenty exports"),
+        vec![19],
+        "{results:?}"
+    );
+}

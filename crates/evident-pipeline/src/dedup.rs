@@ -7,12 +7,14 @@
 //! were folded into which stored event; counting, storing the summary and closing the
 //! folds happen in one store transaction, so the count is exact and never lost (windows
 //! left open by a crash are summarized at the next start). Critical events are never
-//! deduplicated.
+//! deduplicated, nor are failures (outcome `failure`): repeated failures are what
+//! detection counts (failed logins, access denied, failed quality checks), so each one
+//! is stored and detected as it comes.
 //!
 //! The default fingerprint is the event's canonical encoding without its id and times:
 //! equal in everything else. The configuration can narrow it per type to chosen fields.
 
-use evident_model::{EncodedEvent, Event, Priority, Severity, canonical_bytes};
+use evident_model::{EncodedEvent, Event, Outcome, Priority, Severity, canonical_bytes};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -79,6 +81,7 @@ impl Dedup {
         if self.config.window.is_zero()
             || e.priority == Priority::Critical
             || e.severity == Severity::Critical
+            || e.outcome == Outcome::Failure
         {
             return Decision::Store;
         }
@@ -221,6 +224,17 @@ mod tests {
         let mut d = Dedup::new(DedupConfig::default());
         let now = Instant::now();
         let first = event("safety.override", 1, Severity::Critical);
+        assert_eq!(d.decide(&first, now), Decision::Store);
+        assert_eq!(d.decide(&same(&first), now), Decision::Store);
+    }
+
+    #[test]
+    fn failures_are_never_folded_so_detection_counts_each() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let mut first = event("auth.login.failure", 1, Severity::Medium);
+        first.event.outcome = Outcome::Failure;
+        let first = EncodedEvent::new(first.event);
         assert_eq!(d.decide(&first, now), Decision::Store);
         assert_eq!(d.decide(&same(&first), now), Decision::Store);
     }

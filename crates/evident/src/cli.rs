@@ -41,6 +41,8 @@ pub enum Command {
     BenchQueries(crate::bench::queries::QueryBenchArgs),
     /// Time the detection stage (rules over the benchmark workload, one thread).
     BenchDetect(crate::bench::detect::DetectBenchArgs),
+    /// Time from commit to finding through the detection stage (default rule pack).
+    BenchFindings(crate::bench::findings::FindingsBenchArgs),
     /// Check Sigma rule files, or try rules on events.
     Rules(crate::rules::RulesArgs),
     /// Measure the seeds' PostgreSQL table loaded by COPY, batched and single INSERTs.
@@ -78,6 +80,11 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request body before it gets 400.
     #[arg(long, default_value_t = evident_api::BODY_TIMEOUT.as_secs())]
     pub body_timeout: u64,
+    /// Sigma rules to detect with: every .yml/.yaml file under this directory, reloaded
+    /// when they change. Default: DATA_DIR/rules, created on first start with the
+    /// default pack (the repository's rules/evident/).
+    #[arg(long, env = "EVIDENT_RULES")]
+    pub rules: Option<PathBuf>,
 }
 
 /// `evident keys`.

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             Command::Dlq(args) => dlq::run(args).await,
             Command::Rules(args) => Ok(rules::run(args)),
             Command::BenchDetect(args) => bench::detect::run(args),
+            Command::BenchFindings(args) => bench::findings::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::BenchLoad(args) => bench::loader::run(args).await,
             Command::BenchQueries(args) => bench::queries::run(args).await,

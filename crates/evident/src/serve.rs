@@ -1,12 +1,17 @@
-//! `evident serve`: wires store → commit stage → HTTP API and shuts down cleanly.
+//! `evident serve`: wires store → commit stage → detection stage → HTTP API, and shuts
+//! down cleanly (the detection stage finishes what was committed before it stops).
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use anyhow::Context;
 use evident_api::{AppState, router};
+use evident_detect::DetectionHandle;
+use evident_detect::library::Library;
 use evident_ingest::Limits;
 use evident_pipeline::Pipeline;
-use evident_store::{EventStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance};
+use evident_store::{
+    EventStore, FindingStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance,
+};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -21,9 +26,22 @@ pub const ADDR_FILE: &str = "evident.addr";
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref(), args.database_url.is_some())?;
-    let (store, keys, maintenance) = open_store(&args, &config).await?;
+    let Stores {
+        events: store,
+        keys,
+        findings,
+        maintenance,
+    } = open_store(&args, &config).await?;
     ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
+    let (library, detector) = open_rules(args.rules.as_deref(), &args.data_dir)?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
+    let (detection, detection_task) = evident_detect::stage::start(
+        findings.clone(),
+        detector,
+        pipeline.commits(),
+        evident_detect::StageConfig::default(),
+    );
+    let rules_watch = watch_rules(library.clone(), detection.clone());
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_events: args.max_events,
@@ -33,6 +51,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
     state.priorities = Arc::new(config.priorities.clone());
     state.metrics_require_key = config.metrics_require_key;
+    state.findings = Some(findings);
+    state.rules = Some(evident_api::routes::rules::RulesState { library, detection });
     state.inflight =
         evident_api::inflight::InflightBudget::new(args.max_inflight_mb.max(1) * 1024 * 1024);
     state.metrics = Some(
@@ -58,22 +78,94 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
+    detection_task.await.context("detection stage failed")?;
     maintenance.abort();
+    rules_watch.abort();
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The event and key store: PostgreSQL when a database URL is given (command line first,
-/// then the config file), else the embedded store in the data directory; and the task
-/// that enforces retention (and, on PostgreSQL, creates partitions ahead).
-async fn open_store(
-    args: &ServeArgs,
-    config: &Config,
-) -> anyhow::Result<(
-    Arc<dyn EventStore>,
-    Arc<dyn KeyStore>,
-    tokio::task::JoinHandle<()>,
-)> {
+/// The rules directory: `dir`, or `DATA_DIR/rules`, created with the built-in default
+/// pack on first start. Rules that cannot load are reported and left out; the others run.
+fn open_rules(
+    dir: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<Library>, evident_detect::Detector)> {
+    let dir = match dir {
+        Some(dir) => {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "the rules directory {} does not exist",
+                dir.display()
+            );
+            dir.to_owned()
+        }
+        None => {
+            let dir = data_dir.join(RULES_DIR);
+            if Library::seed_default_pack(&dir)? {
+                println!("wrote the default rule pack to {}", dir.display());
+            }
+            dir
+        }
+    };
+    let (library, detector) = Library::open(&dir)?;
+    report_rules(&library.report(), &dir);
+    Ok((Arc::new(library), detector))
+}
+
+fn report_rules(report: &evident_detect::LoadReport, dir: &Path) {
+    for problem in &report.problems {
+        tracing::warn!(%problem, "rule not loaded");
+    }
+    println!(
+        "detecting with {} rules and {} correlations from {}{}",
+        report.loaded,
+        report.correlations,
+        dir.display(),
+        match report.problems.len() {
+            0 => String::new(),
+            n => format!(" ({n} could not load; see the log or run `evident rules check`)"),
+        }
+    );
+}
+
+/// Reloads the rules whenever their files change.
+fn watch_rules(library: Arc<Library>, detection: DetectionHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RULES_POLL);
+        loop {
+            tick.tick().await;
+            let lib = library.clone();
+            match tokio::task::spawn_blocking(move || lib.reload_if_changed()).await {
+                Ok(Ok(Some((detector, report)))) => {
+                    report_rules(&report, library.dir());
+                    detection.replace_rules(detector);
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "rules not reloaded"),
+                Err(error) => tracing::error!(%error, "rules reload task failed"),
+            }
+        }
+    })
+}
+
+/// The rules directory inside the data directory, when `--rules` is not given.
+pub const RULES_DIR: &str = "rules";
+/// How often the rules directory is checked for changed files.
+const RULES_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The stores the service runs on, and the task that enforces retention.
+struct Stores {
+    events: Arc<dyn EventStore>,
+    keys: Arc<dyn KeyStore>,
+    findings: Arc<dyn FindingStore>,
+    maintenance: tokio::task::JoinHandle<()>,
+}
+
+/// The event, key and findings store: PostgreSQL when a database URL is given (command
+/// line first, then the config file), else the embedded store in the data directory; and
+/// the task that enforces retention (and, on PostgreSQL, creates partitions ahead).
+async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores> {
     match args.database_url.as_ref().or(config.database_url.as_ref()) {
         Some(url) => {
             if args.max_db_size_mb.is_some() {
@@ -87,8 +179,12 @@ async fn open_store(
                 .await
                 .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
             let store = Arc::new(store);
-            let maintenance = spawn_maintenance(store.clone(), MAINTENANCE_EVERY);
-            Ok((store.clone(), store, maintenance))
+            Ok(Stores {
+                maintenance: spawn_maintenance(store.clone(), MAINTENANCE_EVERY),
+                events: store.clone(),
+                keys: store.clone(),
+                findings: store,
+            })
         }
         None => {
             let store =
@@ -100,8 +196,12 @@ async fn open_store(
             }
             store.set_retention(config.retention.clone());
             let store = Arc::new(store);
-            let maintenance = spawn_maintenance(store.clone(), MAINTENANCE_EVERY);
-            Ok((store.clone(), store, maintenance))
+            Ok(Stores {
+                maintenance: spawn_maintenance(store.clone(), MAINTENANCE_EVERY),
+                events: store.clone(),
+                keys: store.clone(),
+                findings: store,
+            })
         }
     }
 }

@@ -61,13 +61,60 @@ fn stats_defaults_and_limits() {
     );
 }
 
+#[test]
+fn finding_parameters() {
+    let q = finding_query(
+        Some("status=acknowledged&rule_id=r-1&min_severity=high&from=7d&limit=20&facility=plant-1"),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(q.status, Some(evident_store::FindingStatus::Acknowledged));
+    assert_eq!(q.rule_id.as_deref(), Some("r-1"));
+    assert_eq!(q.min_severity, Some(Severity::High));
+    assert_eq!(q.from, Some(unix_micros(NOW - Duration::days(7))));
+    assert_eq!((q.limit, q.facility.as_deref()), (20, Some("plant-1")));
+    assert_eq!(finding_query(None, NOW).unwrap().limit, DEFAULT_LIMIT);
+    let cursor = evident_store::FindingCursor(9).encode();
+    assert_eq!(
+        finding_query(Some(&format!("cursor={cursor}")), NOW)
+            .unwrap()
+            .cursor,
+        Some(evident_store::FindingCursor(9))
+    );
+    for (query, needle) in [
+        ("status=closed", "closed"),
+        ("type=auth.*", "unknown parameter `type`"),
+        ("cursor=abc", "cursor"),
+        ("limit=0", "limit"),
+        ("from=2h&to=3h", "before"),
+        ("rule_id=", "rule_id"),
+    ] {
+        let err = finding_query(Some(query), NOW).unwrap_err().to_string();
+        assert!(err.contains(needle), "{query}: {err}");
+    }
+    assert!(include_findings(Some("include=findings")).unwrap());
+    assert!(!include_findings(None).unwrap());
+    assert!(
+        include_findings(Some("include=proof"))
+            .unwrap_err()
+            .to_string()
+            .contains("proof")
+    );
+    assert!(include_findings(Some("expand=1")).is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
     /// Any query string either parses or is refused with an invalid_parameter error; never a panic.
     #[test]
     fn arbitrary_query_strings(raw in "[a-z_.=&%*0-9:TZ+-]{0,80}") {
-        for result in [event_query(Some(&raw), NOW).map(|_| ()), stats_query(Some(&raw), NOW).map(|_| ())] {
+        for result in [
+            event_query(Some(&raw), NOW).map(|_| ()),
+            stats_query(Some(&raw), NOW).map(|_| ()),
+            finding_query(Some(&raw), NOW).map(|_| ()),
+            include_findings(Some(&raw)).map(|_| ()),
+        ] {
             if let Err(e) = result {
                 prop_assert_eq!(e.code(), "invalid_parameter");
             }

@@ -42,17 +42,28 @@ pub async fn list(
     ))
 }
 
-/// One event by id.
+/// One event by id; with `?include=findings`, also the findings it is evidence of.
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
+    let include_findings = params::include_findings(raw.as_deref())?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::InvalidParameter(format!("event id `{id}` is not a UUID")))?;
-    match state.store.get(id, caller.scope()).await? {
-        Some(stored) => Ok(Json(present(&stored)?)),
-        None => Err(ApiError::NotFound(format!("no event with id {id}"))),
+    let Some(stored) = state.store.get(id, caller.scope()).await? else {
+        return Err(ApiError::NotFound(format!("no event with id {id}")));
+    };
+    let mut event = present(&stored)?;
+    if include_findings {
+        let findings = crate::routes::findings::store(&state)?
+            .findings_for_event(id, caller.scope())
+            .await?;
+        if let Some(map) = event.as_object_mut() {
+            map.insert("findings".into(), json!(findings));
+        }
     }
+    Ok(Json(event))
 }

@@ -2,10 +2,12 @@
 
 pub mod dead_letters;
 pub mod events;
+pub mod findings;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
+pub mod rules;
 pub mod stats;
 
 use evident_model::from_unix_micros;

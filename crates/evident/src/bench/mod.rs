@@ -6,6 +6,7 @@
 
 mod baseline;
 pub mod detect;
+pub mod findings;
 mod load;
 pub mod loader;
 pub mod peers;

@@ -413,7 +413,7 @@ async fn repeats_are_folded_and_the_summary_counts_them_exactly() {
 async fn a_window_open_at_a_crash_is_summarized_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
-    let storm = "{\"type\":\"access.denied\",\"actor\":{\"user_id\":\"mallory\"}}\n".repeat(5);
+    let storm = "{\"type\":\"equipment.status\",\"data\":{\"status\":\"idle\"}}\n".repeat(5);
     let (_, body) = server
         .post(Some(&server.key), Some("application/x-ndjson"), storm)
         .await;

@@ -1,0 +1,137 @@
+//! `GET /api/v1/rules`, `GET/PUT/DELETE /api/v1/rules/{id}`: the rules the service
+//! detects with. Reading needs a read key, changing needs an admin key. A change is
+//! checked against the whole rules directory before it is written; a rule that cannot
+//! load is refused with its file, line and reason, and the running rules stay as they
+//! are. Accepted changes take effect at once (the detection stage swaps rule sets,
+//! keeping the open correlation windows of the rules it keeps).
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use evident_detect::library::{Library, LibraryError};
+use evident_detect::{DetectionHandle, RuleProblem};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// What the rules routes work on.
+#[derive(Clone)]
+pub struct RulesState {
+    /// The rules directory.
+    pub library: Arc<Library>,
+    /// The running detection stage, which takes new rule sets.
+    pub detection: DetectionHandle,
+}
+
+fn rules(state: &AppState) -> Result<&RulesState, ApiError> {
+    state
+        .rules
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("detection is not running on this server".into()))
+}
+
+/// Every loaded rule, and every rule file problem.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let report = rules(&state)?.library.report();
+    Ok(Json(json!({
+        "rules": report.rules,
+        "problems": report.problems,
+    })))
+}
+
+/// One rule and the text of its file.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let library = rules(&state)?.library.clone();
+    let source = blocking(move || library.rule(&id)).await?;
+    Ok(Json(json!(source)))
+}
+
+/// Adds a rule, or replaces the file that holds it, with the YAML in the body.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Permission::Admin)?;
+    let yaml = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::InvalidBody("the rule must be UTF-8 YAML text".into()))?;
+    let rules = rules(&state)?.clone();
+    let library = rules.library.clone();
+    let wanted = id.clone();
+    let (detector, created) = blocking(move || library.put(&wanted, &yaml)).await?;
+    rules.detection.replace_rules(detector);
+    let source = {
+        let library = rules.library.clone();
+        blocking(move || library.rule(&id)).await?
+    };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!(source))))
+}
+
+/// Removes a rule (the file holding it, when it is alone there).
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Permission::Admin)?;
+    let rules = rules(&state)?.clone();
+    let library = rules.library.clone();
+    let detector = blocking(move || library.delete(&id)).await?;
+    rules.detection.replace_rules(detector);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs a library operation (file I/O and rule compilation) off the async workers.
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, LibraryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(into_api)
+}
+
+fn into_api(error: LibraryError) -> ApiError {
+    match error {
+        LibraryError::Invalid(problems) => ApiError::InvalidBody(describe(&problems)),
+        LibraryError::Conflict(reason) => ApiError::Conflict(reason),
+        LibraryError::NotFound(id) => ApiError::NotFound(format!("no rule with id {id}")),
+        LibraryError::Io { path, source } => {
+            tracing::error!(path = %path.display(), error = %source, "rules directory");
+            ApiError::Unavailable("the rules directory cannot be read or written".into())
+        }
+    }
+}
+
+/// The problems as one message: file, line and reason of each.
+fn describe(problems: &[RuleProblem]) -> String {
+    let each: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let file = p
+                .file
+                .file_name()
+                .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+            match p.line {
+                Some(line) => format!("{file} line {line}: {}", p.reason),
+                None => format!("{file}: {}", p.reason),
+            }
+        })
+        .collect();
+    format!("the rule does not load: {}", each.join("; "))
+}

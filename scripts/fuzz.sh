@@ -16,7 +16,7 @@ fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-targets=(fuzz_ndjson_ingest fuzz_query)
+targets=(fuzz_ndjson_ingest fuzz_query fuzz_sigma_rule)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo fuzz not found; installing cargo-fuzz" >&2
@@ -40,6 +40,7 @@ for target in "${targets[@]}"; do
     extra=()
     case "$target" in
         fuzz_ndjson_ingest) extra+=("-dict=$root/fuzz/dict/json.dict") ;;
+        fuzz_sigma_rule) extra+=("-dict=$root/fuzz/dict/sigma.dict" "-max_len=4096") ;;
     esac
 
     echo "== $target: building and fuzzing for ${duration}s" >&2

@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
                 .put(routes::rules::put)
                 .delete(routes::rules::delete),
         )
+        .route(
+            "/api/v1/rules/{id}/backtest",
+            axum::routing::post(routes::rules::backtest),
+        )
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))

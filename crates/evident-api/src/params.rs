@@ -163,6 +163,22 @@ pub fn include_findings(raw: Option<&str>) -> Result<bool, ApiError> {
     Ok(include)
 }
 
+/// The time range a backtest covers: `from` and `to` (default: the last 24 hours).
+pub fn backtest_range(raw: Option<&str>, now: OffsetDateTime) -> Result<(i64, i64), ApiError> {
+    let (mut from, mut to) = (now - Duration::hours(24), now);
+    for (key, value) in pairs(raw)? {
+        match key.as_str() {
+            "from" => from = time_param(&key, &value, now)?,
+            "to" => to = time_param(&key, &value, now)?,
+            _ => return Err(bad(format!("unknown parameter `{key}`; known: from, to"))),
+        }
+    }
+    if from >= to {
+        return Err(bad("`from` must be before `to`"));
+    }
+    Ok((unix_micros(from), unix_micros(to)))
+}
+
 /// The stats query a `GET /api/v1/stats` query string asks for.
 /// Defaults: the last 24 hours, grouped by type and severity, hourly buckets.
 pub fn stats_query(raw: Option<&str>, now: OffsetDateTime) -> Result<StatsQuery, ApiError> {

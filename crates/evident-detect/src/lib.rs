@@ -9,6 +9,11 @@
 //! - [`fields`]: the view of an event rules match against — evident's own events with
 //!   Sigma's common field names mapped onto them, and Windows event log JSON
 //!   (`Event.System` / `Event.EventData`) flattened the way Sigma's Windows rules expect;
+//! - `compat`: where parsed rules are brought back to the Sigma specification before
+//!   RSigma compiles them (id-less rules, temporal defaults, `base64offset`);
+//! - [`backtest`]: one rule over stored events, reporting what it would have found;
+//! - [`anomaly`]: statistical rules (an evident extension): rate anomalies per group
+//!   against a rolling baseline;
 //! - [`Detector`]: a loaded rule set that tells which rules an event fires;
 //! - [`library`]: the rules directory: listing, changing it (checked before writing),
 //!   noticing when its files change;
@@ -16,6 +21,9 @@
 //! - [`stage`]: the stage that follows the committed stream, runs every event through
 //!   the rules and records findings, resuming where it stopped after a restart.
 
+pub mod anomaly;
+pub mod backtest;
+mod compat;
 pub mod fields;
 pub mod library;
 pub mod pack;

@@ -40,6 +40,10 @@ pub const DEFAULT_PACK: &[(&str, &str)] = &[
         include_str!("../../../rules/evident/privilege_change.yml"),
     ),
     (
+        "quality_failure_spike.yml",
+        include_str!("../../../rules/evident/quality_failure_spike.yml"),
+    ),
+    (
         "safety_override.yml",
         include_str!("../../../rules/evident/safety_override.yml"),
     ),

@@ -4,6 +4,7 @@
 //! (or file) is reported — file, line where it can be told, and reason — and the others
 //! load regardless.
 
+use crate::anomaly::{self, Anomalies, AnomalyRule};
 use crate::fields;
 use rsigma_eval::{
     CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult,
@@ -11,7 +12,7 @@ use rsigma_eval::{
 };
 use rsigma_parser::{CorrelationRule, LogSource, SigmaCollection, SigmaRule, parse_sigma_yaml};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,8 @@ pub struct LoadReport {
     pub loaded: usize,
     /// Correlation rules loaded.
     pub correlations: usize,
+    /// Statistical rules loaded (see [`crate::anomaly`]).
+    pub statistical: usize,
     /// Everything that could not be loaded.
     pub problems: Vec<RuleProblem>,
     /// The rules that loaded, detection rules first.
@@ -63,7 +66,7 @@ pub struct RuleInfo {
     pub id: String,
     /// The rule's title.
     pub title: String,
-    /// `detection` or `correlation`.
+    /// `detection`, `correlation` or `statistical`.
     pub kind: &'static str,
     /// The rule's level, if set.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,7 +95,7 @@ pub struct Match {
     /// For a correlation rule: ids of the events in its window (the latest ones, up to
     /// [`CORRELATION_EVIDENCE`]). Empty for a detection rule (the event itself).
     pub events: Vec<String>,
-    /// Whether a correlation rule fired (otherwise a detection rule).
+    /// Whether a correlation or statistical rule fired (otherwise a detection rule).
     pub correlation: bool,
 }
 
@@ -108,6 +111,10 @@ pub struct Detector {
     /// Rules (by id, or title when they have none) that only feed correlations: Sigma's
     /// `generate: false`, the default. Their own matches are not reported.
     feeds_only: HashSet<String>,
+    /// Statistical rules and their series.
+    anomalies: Anomalies,
+    /// Detection rule (id, or title) → the statistical rules that count it.
+    counted_by: HashMap<String, Vec<usize>>,
 }
 
 impl fmt::Debug for Detector {
@@ -179,7 +186,54 @@ impl Detector {
         let results = self
             .engine
             .process_event_at(&fields::RuleEvent::new(&view), time_secs);
-        self.matches(results, &view)
+        let spikes = self.count_for_statistical_rules(&results, &view, time_secs);
+        let mut found = self.matches(results, &view);
+        found.extend(spikes);
+        found
+    }
+
+    /// Feeds the detection matches statistical rules count; what they report.
+    fn count_for_statistical_rules(
+        &mut self,
+        results: &[EvaluationResult],
+        view: &Value,
+        time_secs: i64,
+    ) -> Vec<Match> {
+        if self.counted_by.is_empty() {
+            return Vec::new();
+        }
+        let mut rules: Vec<usize> = results
+            .iter()
+            .filter(|r| !r.is_correlation())
+            .filter_map(|r| {
+                self.counted_by
+                    .get(r.header.rule_id.as_ref().unwrap_or(&r.header.rule_title))
+            })
+            .flatten()
+            .copied()
+            .collect();
+        rules.sort_unstable();
+        rules.dedup();
+        let mut found = Vec::new();
+        for i in rules {
+            let rule = &self.anomalies.rules[i];
+            let group = values(&rule.group_by, view);
+            let key = group_key(&group);
+            if let Some(spike) = self.anomalies.observe(i, key, time_secs) {
+                let rule = &self.anomalies.rules[spike.rule];
+                tracing::debug!(rule = %rule.id, count = spike.count, mean = spike.mean, "rate anomaly");
+                found.push(Match {
+                    rule_id: Some(rule.id.clone()),
+                    title: rule.title.clone(),
+                    level: rule.level.clone(),
+                    tags: rule.tags.clone(),
+                    group,
+                    events: Vec::new(),
+                    correlation: true,
+                });
+            }
+        }
+        found
     }
 
     /// How many correlation rules are loaded.
@@ -187,23 +241,32 @@ impl Detector {
         self.engine.correlation_rule_count()
     }
 
-    /// The correlation state (open windows, counters) as JSON, to restore with
-    /// [`Detector::restore_state`] after a restart.
+    /// The correlation state (open windows, counters, statistical series) as JSON, to
+    /// restore with [`Detector::restore_state`] after a restart.
     pub fn save_state(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.engine.export_state()).unwrap_or_default()
+        let state = serde_json::json!({
+            "sigma": self.engine.export_state(),
+            "statistical": self.anomalies.save(),
+        });
+        serde_json::to_vec(&state).unwrap_or_default()
     }
 
-    /// Restores correlation state saved by [`Detector::save_state`]. State of
-    /// correlation rules no longer loaded is dropped; an unreadable or incompatible
-    /// snapshot is an error and changes nothing.
+    /// Restores state saved by [`Detector::save_state`]. State of rules no longer loaded
+    /// is dropped; an unreadable or incompatible snapshot is an error and changes nothing.
     pub fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        let snapshot = serde_json::from_slice(saved)
-            .map_err(|e| format!("unreadable correlation state: {e}"))?;
-        if self.engine.import_state(snapshot) {
-            Ok(())
-        } else {
-            Err("correlation state from an incompatible version".into())
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            sigma: rsigma_eval::CorrelationSnapshot,
+            #[serde(default)]
+            statistical: anomaly::Saved,
         }
+        let saved: Saved = serde_json::from_slice(saved)
+            .map_err(|e| format!("unreadable correlation state: {e}"))?;
+        if !self.engine.import_state(saved.sigma) {
+            return Err("correlation state from an incompatible version".into());
+        }
+        self.anomalies.restore(saved.statistical);
+        Ok(())
     }
 }
 
@@ -279,27 +342,46 @@ fn group_of(
     attributes: &std::collections::HashMap<String, Value>,
     view: &Value,
 ) -> Vec<(String, String)> {
-    let fields: Vec<&str> = match attributes.get(GROUP_BY_ATTRIBUTE) {
-        Some(Value::String(one)) => vec![one.as_str()],
-        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+    let fields: Vec<String> = match attributes.get(GROUP_BY_ATTRIBUTE) {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => many
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => return Vec::new(),
     };
+    values(&fields, view)
+}
+
+/// `(field, value as text)` for each of `fields` in `view` (empty text when absent).
+fn values(fields: &[String], view: &Value) -> Vec<(String, String)> {
     fields
-        .into_iter()
+        .iter()
         .map(|field| {
             let value = fields::lookup(view, field).map_or_else(String::new, |v| match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
-            (field.to_owned(), value)
+            (field.clone(), value)
         })
         .collect()
+}
+
+/// A group as one key: `field=value` pairs joined by `, `.
+pub fn group_key(group: &[(String, String)]) -> String {
+    group
+        .iter()
+        .map(|(field, value)| format!("{field}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parses files one by one, then compiles every rule at once.
 struct Loader {
     rules: Vec<(PathBuf, usize, SigmaRule)>,
     correlations: Vec<(PathBuf, usize, CorrelationRule)>,
+    statistical: Vec<(PathBuf, usize, AnomalyRule)>,
     report: LoadReport,
 }
 
@@ -308,12 +390,32 @@ impl Loader {
         Self {
             rules: Vec::new(),
             correlations: Vec::new(),
+            statistical: Vec::new(),
             report: LoadReport::default(),
         }
     }
 
     fn add(&mut self, file: &Path, text: &str) {
         self.report.files += 1;
+        let (text, statistical) = anomaly::split(text);
+        for (line, parsed) in statistical {
+            match parsed.and_then(anomaly::AnomalyDoc::check) {
+                Ok(rule) => self.statistical.push((file.to_owned(), line, rule)),
+                Err(reason) => self.report.problems.push(RuleProblem {
+                    file: file.to_owned(),
+                    line: Some(line),
+                    rule: None,
+                    reason,
+                }),
+            }
+        }
+        let text = text.as_str();
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_end() == "---")
+        {
+            return;
+        }
         let collection = match parse_sigma_yaml(text) {
             Ok(c) => c,
             Err(e) => {
@@ -335,12 +437,14 @@ impl Loader {
                 reason,
             });
         }
-        for rule in collection.correlations {
+        for mut rule in collection.correlations {
             let line = line_of(text, "", Some(&rule.title)).unwrap_or(1);
+            crate::compat::correlation_rule(&mut rule);
             self.correlations.push((file.to_owned(), line, rule));
         }
-        for rule in collection.rules {
+        for mut rule in collection.rules {
             let line = line_of(text, "", Some(&rule.title)).unwrap_or(1);
+            crate::compat::detection_rule(&mut rule);
             self.rules.push((file.to_owned(), line, rule));
         }
     }
@@ -349,6 +453,7 @@ impl Loader {
         let Loader {
             rules,
             correlations,
+            statistical,
             mut report,
         } = self;
         // The mapping is a constant of this crate, tested to parse.
@@ -434,11 +539,67 @@ impl Loader {
                 }
             }
         }
+        // Statistical rules count detection rules that loaded, by id or name.
+        let mut key_of: HashMap<&str, String> = HashMap::new();
+        for rule in &good.rules {
+            let key = rule.id.clone().unwrap_or_else(|| rule.title.clone());
+            for name in [rule.id.as_deref(), rule.name.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                key_of.insert(name, key.clone());
+            }
+        }
+        let mut counted_by: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut kept = Vec::new();
+        for (file, line, rule) in statistical {
+            let missing: Vec<&str> = rule
+                .counts
+                .iter()
+                .map(String::as_str)
+                .filter(|name| !key_of.contains_key(name))
+                .collect();
+            if !missing.is_empty() {
+                report.problems.push(RuleProblem {
+                    file,
+                    line: Some(line),
+                    rule: Some(rule.title.clone()),
+                    reason: format!(
+                        "anomaly counts rules that are not loaded: {}",
+                        missing.join(", ")
+                    ),
+                });
+                continue;
+            }
+            for name in &rule.counts {
+                counted_by
+                    .entry(key_of[name.as_str()].clone())
+                    .or_default()
+                    .push(kept.len());
+            }
+            infos.push(RuleInfo {
+                id: rule.id.clone(),
+                title: rule.title.clone(),
+                kind: "statistical",
+                level: rule.level.clone(),
+                tags: rule.tags.clone(),
+                file,
+            });
+            kept.push(rule);
+        }
         report.loaded = loaded;
         report.correlations = correlated;
+        report.statistical = kept.len();
         report.rules = infos;
-        let feeds_only = feeds_only(&good);
-        (Detector { engine, feeds_only }, report)
+        let mut feeds_only = feeds_only(&good);
+        feeds_only.extend(counted_by.keys().cloned());
+        let detector = Detector {
+            engine,
+            feeds_only,
+            anomalies: Anomalies::new(kept),
+            counted_by,
+        };
+        (detector, report)
     }
 }
 

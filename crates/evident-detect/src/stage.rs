@@ -20,6 +20,8 @@ use evident_model::Severity;
 use evident_pipeline::{Commits, Head};
 use evident_store::{FindingStore, Hit, StoreError};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -208,11 +210,12 @@ impl Stage {
                     firing_seqs.push(*seq);
                 }
             }
+            let hits = merge(hits);
             let n = batch.len() as u64;
             self.stats.events.fetch_add(n, Ordering::Relaxed);
             metrics::counter!(EVENTS_DETECTED).increment(n);
             if !hits.is_empty() {
-                let count = hits.len() as u64;
+                let count: u64 = hits.iter().map(|h| h.firings).sum();
                 retry("record findings", || {
                     self.store.record_hits(hits.clone(), last)
                 })
@@ -308,12 +311,7 @@ fn hit(m: Match, event: Option<Uuid>, facility: Option<String>, time: OffsetDate
     {
         events.push(id);
     }
-    let group_key = m
-        .group
-        .iter()
-        .map(|(field, value)| format!("{field}={value}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let group_key = crate::rules::group_key(&m.group);
     Hit {
         rule_id: m.rule_id.unwrap_or_else(|| m.title.clone()),
         title: m.title,
@@ -326,8 +324,38 @@ fn hit(m: Match, event: Option<Uuid>, facility: Option<String>, time: OffsetDate
         tags: m.tags,
         facility,
         events,
-        time,
+        firings: 1,
+        first: time,
+        last: time,
     }
+}
+
+/// Merges a batch's hits of the same rule and group into one (in first-seen order), so
+/// a finding is updated once per batch however often its rule fired.
+fn merge(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut merged: Vec<Hit> = Vec::with_capacity(hits.len());
+    let mut at: HashMap<(String, String), usize> = HashMap::new();
+    for hit in hits {
+        match at.entry((hit.rule_id.clone(), hit.group_key.clone())) {
+            Entry::Occupied(slot) => {
+                let into = &mut merged[*slot.get()];
+                into.firings += hit.firings;
+                into.first = into.first.min(hit.first);
+                into.last = into.last.max(hit.last);
+                into.severity = into.severity.max(hit.severity);
+                for id in hit.events {
+                    if !into.events.contains(&id) {
+                        into.events.push(id);
+                    }
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(merged.len());
+                merged.push(hit);
+            }
+        }
+    }
+    merged
 }
 
 /// Runs `op` until it succeeds, pausing longer after each failure (the store is down:

@@ -308,3 +308,38 @@ fn access_denied_bursts_and_many_exports() {
         "{results:?}"
     );
 }
+
+#[test]
+fn quality_check_failure_spike_at_one_station() {
+    let failed = |station: &str| json!({"type": "quality.check", "data": {"station_id": station, "passed": false}});
+    let passed = json!({"type": "quality.check", "data": {"station_id": "ST-1", "passed": true}});
+    let mut events: Vec<(Value, i64)> = Vec::new();
+    // Two hours of one failure per ten minutes at ST-1 and ST-2, with passes between.
+    for bucket in 0..12 {
+        let t = bucket * 600;
+        events.push((failed("ST-1"), t));
+        events.push((failed("ST-2"), t + 1));
+        events.push((passed.clone(), t + 2));
+    }
+    // Then eight failures within ten minutes at ST-1; ST-2 stays as it was; thirty
+    // passes at ST-1 are no failures.
+    let spike_start = events.len();
+    for k in 0..8 {
+        events.push((failed("ST-1"), 7200 + k * 30));
+    }
+    events.push((failed("ST-2"), 7201));
+    for k in 0..30 {
+        events.push((passed.clone(), 7300 + k));
+    }
+    let results = sequence(&events);
+    let fired = fired_at(&results, "Quality-check failure spike");
+    assert_eq!(
+        fired,
+        vec![spike_start + 4],
+        "the fifth failure of the burst: {results:?}"
+    );
+    assert!(
+        fired_at(&results, "Failed quality check").is_empty(),
+        "the counted rule does not report itself"
+    );
+}

@@ -86,8 +86,13 @@ pub struct Hit {
     pub facility: Option<String>,
     /// The events behind this firing (for a correlation, those in its window).
     pub events: Vec<Uuid>,
-    /// Event time of the firing event.
-    pub time: OffsetDateTime,
+    /// How many firings this hit stands for (the stage merges a batch's firings of
+    /// one rule and group into one hit).
+    pub firings: u64,
+    /// Event time of the first firing event.
+    pub first: OffsetDateTime,
+    /// Event time of the last firing event.
+    pub last: OffsetDateTime,
 }
 
 /// A finding as stored and served.

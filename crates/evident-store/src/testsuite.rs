@@ -671,7 +671,9 @@ pub fn hit(rule: &str, group: &str, minutes: i64, events: &[Uuid]) -> crate::Hit
         tags: vec!["attack.t1110".into()],
         facility: Some("plant-1".into()),
         events: events.to_vec(),
-        time: BASE + time::Duration::minutes(minutes),
+        firings: 1,
+        first: BASE + time::Duration::minutes(minutes),
+        last: BASE + time::Duration::minutes(minutes),
     }
 }
 

@@ -62,6 +62,21 @@ fn stats_defaults_and_limits() {
 }
 
 #[test]
+fn backtest_ranges() {
+    let (from, to) = backtest_range(None, NOW).unwrap();
+    assert_eq!(to - from, 24 * 3_600_000_000);
+    let (from, _) = backtest_range(Some("from=2024-12-31T00:00:00Z"), NOW).unwrap();
+    assert_eq!(from, unix_micros(NOW - Duration::days(1)));
+    assert!(backtest_range(Some("from=1h&to=2h"), NOW).is_err());
+    assert!(
+        backtest_range(Some("limit=5"), NOW)
+            .unwrap_err()
+            .to_string()
+            .contains("limit")
+    );
+}
+
+#[test]
 fn finding_parameters() {
     let q = finding_query(
         Some("status=acknowledged&rule_id=r-1&min_severity=high&from=7d&limit=20&facility=plant-1"),
@@ -114,6 +129,7 @@ proptest! {
             stats_query(Some(&raw), NOW).map(|_| ()),
             finding_query(Some(&raw), NOW).map(|_| ()),
             include_findings(Some(&raw)).map(|_| ()),
+            backtest_range(Some(&raw), NOW).map(|_| ()),
         ] {
             if let Err(e) = result {
                 prop_assert_eq!(e.code(), "invalid_parameter");

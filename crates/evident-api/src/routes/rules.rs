@@ -1,5 +1,5 @@
 //! `GET /api/v1/rules`, `GET/PUT/DELETE /api/v1/rules/{id}`: the rules the service
-//! detects with. Reading needs a read key, changing needs an admin key. A change is
+//! detects with; `POST /api/v1/rules/{id}/backtest`: one rule over stored events. Reading needs a read key, changing needs an admin key. A change is
 //! checked against the whole rules directory before it is written; a rule that cannot
 //! load is refused with its file, line and reason, and the running rules stay as they
 //! are. Accepted changes take effect at once (the detection stage swaps rule sets,
@@ -7,15 +7,18 @@
 
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
+use crate::params;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use evident_detect::library::{Library, LibraryError};
 use evident_detect::{DetectionHandle, RuleProblem};
+use evident_store::EventQuery;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use time::OffsetDateTime;
 
 /// What the rules routes work on.
 #[derive(Clone)]
@@ -94,6 +97,76 @@ pub async fn delete(
     let detector = blocking(move || library.delete(&id)).await?;
     rules.detection.replace_rules(detector);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Events a backtest runs over at most; past it the report says it was cut short.
+pub const BACKTEST_MAX_EVENTS: usize = 200_000;
+
+/// Runs a rule over the stored events of a time range (`?from=&to=`, default the last
+/// 24 hours; the caller's facilities only) and reports what it would have found.
+pub async fn backtest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let (from, to) = params::backtest_range(raw.as_deref(), OffsetDateTime::now_utc())?;
+    let library = rules(&state)?.library.clone();
+    let rule = {
+        let library = library.clone();
+        let id = id.clone();
+        blocking(move || library.rule(&id)).await?
+    };
+    // Newest first, as the store pages them; run oldest first.
+    let mut pages = Vec::new();
+    let mut query = EventQuery {
+        from: Some(from),
+        to: Some(to),
+        limit: params::MAX_LIMIT,
+        scope: caller.scope(),
+        ..EventQuery::default()
+    };
+    let mut events = 0;
+    let truncated = loop {
+        let page = state.store.query(query.clone()).await?;
+        events += page.events.len();
+        let next = page.next_cursor;
+        pages.push(page.events);
+        match next {
+            Some(_) if events >= BACKTEST_MAX_EVENTS => break true,
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break false,
+        }
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        let (mut detector, _) = evident_detect::Detector::from_dir(library.dir())?;
+        let oldest_first = pages.into_iter().rev().flat_map(|page| {
+            page.into_iter()
+                .rev()
+                .filter_map(|stored| serde_json::from_slice::<Value>(&stored.bytes).ok())
+        });
+        Ok::<_, std::io::Error>(evident_detect::backtest::run(
+            &mut detector,
+            &id,
+            oldest_first,
+        ))
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(|e| {
+        tracing::error!(error = %e, "backtest cannot read the rules directory");
+        ApiError::Unavailable("the rules directory cannot be read".into())
+    })?;
+    Ok(Json(json!({
+        "rule": rule.info,
+        "from": crate::routes::rfc3339(from),
+        "to": crate::routes::rfc3339(to),
+        "events": report.events,
+        "fired": report.fired,
+        "firings": report.firings,
+        "truncated": truncated,
+    })))
 }
 
 /// Runs a library operation (file I/O and rule compilation) off the async workers.

@@ -7,14 +7,14 @@
 use super::read::Filter;
 use crate::error::StoreError;
 use crate::findings::{
-    DetectionCheckpoint, Finding, FindingCursor, FindingPage, FindingQuery, FindingStatus, Hit,
-    StatusChange, extend_evidence, open_key,
+    DetectionCheckpoint, EVIDENCE_LIMIT, Finding, FindingCursor, FindingPage, FindingQuery,
+    FindingStatus, Hit, StatusChange, extend_evidence, open_key,
 };
 use crate::query::Scope;
 use evident_model::{Severity, from_unix_micros, unix_micros};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Transaction};
+use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 const COLUMNS: &str = "row, id, rule_id, title, severity, group_key, tags, facility, evidence, \
@@ -68,109 +68,235 @@ pub(super) async fn save_state(client: &Client, seq: i64, state: &[u8]) -> Resul
     Ok(())
 }
 
+/// One finding's share of a call: its hits merged.
+struct Fold<'a> {
+    key: String,
+    rule_id: String,
+    group_key: String,
+    hit: &'a Hit,
+    severity: i16,
+    first: i64,
+    last: i64,
+    firings: i64,
+    events: Vec<Uuid>,
+    /// The finding it went into: row and id.
+    into: Option<(i64, Uuid)>,
+}
+
 /// Folds `hits` into findings, links their events and moves `done_seq`, inside `tx`.
+///
+/// A handful of round trips whatever the number of hits: the unresolved findings of
+/// every group are read and locked at once, updates and inserts are pipelined, and
+/// every link goes in one statement. The transaction does not wait for its WAL flush
+/// (`synchronous_commit = off`): findings are derived data, and a crash can only lose
+/// them together with their `done_seq`, after which the detection stage derives them
+/// again from the events.
 pub(super) async fn record_hits(
-    tx: &Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     hits: &[Hit],
     done_seq: i64,
 ) -> Result<Vec<Uuid>, StoreError> {
     // Recorders take turns on the checkpoint row: no two fold the same group at once,
     // and their locks on findings cannot deadlock.
-    tx.execute("SELECT 1 FROM detection_checkpoint FOR UPDATE", &[])
+    tx.batch_execute(
+        "SET LOCAL synchronous_commit = off;
+         SELECT 1 FROM detection_checkpoint FOR UPDATE;",
+    )
+    .await?;
+    let mut folds: Vec<Fold<'_>> = Vec::new();
+    let mut fold_of = Vec::with_capacity(hits.len());
+    let mut by_key: std::collections::HashMap<String, usize> = Default::default();
+    for hit in hits {
+        let rule_id = clean(&hit.rule_id);
+        let group_key = clean(&hit.group_key);
+        let key = open_key(&rule_id, &group_key);
+        let (first, last) = (unix_micros(hit.first), unix_micros(hit.last));
+        let firings = i64::try_from(hit.firings.max(1)).unwrap_or(i64::MAX);
+        let severity = i16::from(hit.severity.rank());
+        match by_key.get(&key) {
+            Some(&i) => {
+                let f = &mut folds[i];
+                f.severity = f.severity.max(severity);
+                f.first = f.first.min(first);
+                f.last = f.last.max(last);
+                f.firings = f.firings.saturating_add(firings);
+                f.events.extend(hit.events.iter().copied());
+                fold_of.push(i);
+            }
+            None => {
+                by_key.insert(key.clone(), folds.len());
+                fold_of.push(folds.len());
+                folds.push(Fold {
+                    key,
+                    rule_id,
+                    group_key,
+                    hit,
+                    severity,
+                    first,
+                    last,
+                    firings,
+                    events: hit.events.clone(),
+                    into: None,
+                });
+            }
+        }
+    }
+    let room = EVIDENCE_LIMIT as i32;
+    let select = tx
+        .prepare_cached(
+            "SELECT open_key, row, id, CASE WHEN cardinality(evidence) < $2 THEN evidence END
+               FROM findings WHERE open_key = ANY($1) FOR UPDATE",
+        )
         .await?;
+    let update = tx
+        .prepare_cached(
+            "UPDATE findings SET evidence = COALESCE($2, evidence),
+                    first_seen = LEAST(first_seen, $3), last_seen = GREATEST(last_seen, $4),
+                    count = count + $5, severity = GREATEST(severity, $6)
+              WHERE row = $1",
+        )
+        .await?;
+    // Nothing when a status change reopened a finding of the group meanwhile.
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO findings (id, rule_id, title, severity, group_key, tags, facility,
+                    evidence, first_seen, last_seen, count, status, open_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12)
+             ON CONFLICT (open_key) DO NOTHING
+             RETURNING row",
+        )
+        .await?;
+    for attempt in 0..FOLD_ATTEMPTS {
+        let pending: Vec<usize> = (0..folds.len())
+            .filter(|&i| folds[i].into.is_none())
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tracing::debug!(
+                groups = pending.len(),
+                "findings changed while recording; again"
+            );
+        }
+        let keys: Vec<&str> = pending.iter().map(|&i| folds[i].key.as_str()).collect();
+        let mut open: std::collections::HashMap<String, (i64, Uuid, Option<Vec<Uuid>>)> = tx
+            .query(&select, &[&keys, &room])
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))))
+            .collect::<Result<_, StoreError>>()?;
+        let mut updates = Vec::new();
+        let mut inserts = Vec::new();
+        for &i in &pending {
+            let f = &folds[i];
+            match open.remove(&f.key) {
+                Some((row, id, evidence)) => {
+                    let evidence = evidence.map(|mut evidence| {
+                        extend_evidence(&mut evidence, &f.events);
+                        evidence
+                    });
+                    updates.push((i, row, id, evidence));
+                }
+                None => {
+                    let mut evidence = Vec::new();
+                    extend_evidence(&mut evidence, &f.events);
+                    let tags: Vec<String> = f.hit.tags.iter().map(|t| clean(t)).collect();
+                    let facility = f.hit.facility.as_deref().map(clean);
+                    inserts.push((
+                        i,
+                        Uuid::now_v7(),
+                        evidence,
+                        tags,
+                        facility,
+                        clean(&f.hit.title),
+                    ));
+                }
+            }
+        }
+        // Pipelined: every statement is sent before the first answer is awaited.
+        let (update, insert) = (&update, &insert);
+        let folds_now = &folds;
+        let updated = futures_util::future::try_join_all(updates.iter().map(
+            |(i, row, _, evidence)| async move {
+                let f = &folds_now[*i];
+                tx.execute(
+                    update,
+                    &[row, evidence, &f.first, &f.last, &f.firings, &f.severity],
+                )
+                .await
+            },
+        ));
+        let inserted = futures_util::future::try_join_all(inserts.iter().map(
+            |(i, id, evidence, tags, facility, title)| async move {
+                let f = &folds_now[*i];
+                tx.query_opt(
+                    insert,
+                    &[
+                        id,
+                        &f.rule_id,
+                        title,
+                        &f.severity,
+                        &f.group_key,
+                        tags,
+                        facility,
+                        evidence,
+                        &f.first,
+                        &f.last,
+                        &f.firings,
+                        &f.key,
+                    ],
+                )
+                .await
+            },
+        ));
+        let (_, rows) = futures_util::future::try_join(updated, inserted).await?;
+        for (i, row, id, _) in updates {
+            folds[i].into = Some((row, id));
+        }
+        for ((i, id, ..), row) in inserts.into_iter().zip(rows) {
+            if let Some(row) = row {
+                folds[i].into = Some((row.try_get(0)?, id));
+            }
+        }
+    }
+    let mut linked_events = Vec::new();
+    let mut linked_rows = Vec::new();
     let mut touched = Vec::with_capacity(hits.len());
-    if !hits.is_empty() {
-        // Locks the unresolved finding: a status change waits, or has happened (then a
-        // resolved one is no longer found and the hit opens a new finding).
-        let select = tx
-            .prepare("SELECT row, id, evidence FROM findings WHERE open_key = $1 FOR UPDATE")
-            .await?;
-        let update = tx
-            .prepare(
-                "UPDATE findings SET evidence = $2, first_seen = LEAST(first_seen, $3),
-                        last_seen = GREATEST(last_seen, $3), count = count + 1,
-                        severity = GREATEST(severity, $4)
-                  WHERE row = $1",
-            )
-            .await?;
-        // Nothing when a status change reopened a finding of the group meanwhile.
-        let insert = tx
-            .prepare(
-                "INSERT INTO findings (id, rule_id, title, severity, group_key, tags, facility,
-                        evidence, first_seen, last_seen, count, status, open_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, 'open', $10)
-                 ON CONFLICT (open_key) DO NOTHING
-                 RETURNING row",
-            )
-            .await?;
-        let link = tx
-            .prepare(
-                "INSERT INTO finding_events (event_id, finding)
-                 SELECT unnest($1::uuid[]), $2
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        for hit in hits {
-            let rule_id = clean(&hit.rule_id);
-            let group_key = clean(&hit.group_key);
-            let key = open_key(&rule_id, &group_key);
-            let time = unix_micros(hit.time);
-            let severity = i16::from(hit.severity.rank());
-            let mut folded = None;
-            for _ in 0..FOLD_ATTEMPTS {
-                if let Some(open) = tx.query_opt(&select, &[&key]).await? {
-                    let row: i64 = open.try_get(0)?;
-                    let mut evidence: Vec<Uuid> = open.try_get(2)?;
-                    extend_evidence(&mut evidence, &hit.events);
-                    tx.execute(&update, &[&row, &evidence, &time, &severity])
-                        .await?;
-                    folded = Some((row, open.try_get(1)?));
-                    break;
-                }
-                let id = Uuid::now_v7();
-                let mut evidence = Vec::new();
-                extend_evidence(&mut evidence, &hit.events);
-                let tags: Vec<String> = hit.tags.iter().map(|t| clean(t)).collect();
-                let facility = hit.facility.as_deref().map(clean);
-                let inserted = tx
-                    .query_opt(
-                        &insert,
-                        &[
-                            &id,
-                            &rule_id,
-                            &clean(&hit.title),
-                            &severity,
-                            &group_key,
-                            &tags,
-                            &facility,
-                            &evidence,
-                            &time,
-                            &key,
-                        ],
-                    )
-                    .await?;
-                if let Some(new) = inserted {
-                    folded = Some((new.try_get(0)?, id));
-                    break;
-                }
-            }
-            let Some((row, id)) = folded else {
-                return Err(StoreError::Database(format!(
-                    "finding of rule {:?} and group {:?} kept changing while recording a hit",
-                    hit.rule_id, hit.group_key
-                )));
-            };
-            if !hit.events.is_empty() {
-                tx.execute(&link, &[&hit.events, &row]).await?;
-            }
+    for f in &folds {
+        let Some((row, _)) = f.into else {
+            return Err(StoreError::Database(format!(
+                "finding of rule {:?} and group {:?} kept changing while recording a hit",
+                f.hit.rule_id, f.hit.group_key
+            )));
+        };
+        for event in &f.events {
+            linked_events.push(*event);
+            linked_rows.push(row);
+        }
+    }
+    for i in fold_of {
+        if let Some((_, id)) = folds[i].into {
             touched.push(id);
         }
     }
-    tx.execute(
-        "UPDATE detection_checkpoint SET done_seq = GREATEST(done_seq, $1)",
-        &[&done_seq],
-    )
-    .await?;
+    let link = async {
+        tx.execute(
+            "INSERT INTO finding_events (event_id, finding)
+             SELECT * FROM unnest($1::uuid[], $2::int8[])
+             ON CONFLICT DO NOTHING",
+            &[&linked_events, &linked_rows],
+        )
+        .await
+    };
+    let done = async {
+        tx.execute(
+            "UPDATE detection_checkpoint SET done_seq = GREATEST(done_seq, $1)",
+            &[&done_seq],
+        )
+        .await
+    };
+    futures_util::future::try_join(link, done).await?;
     Ok(touched)
 }
 

@@ -3,8 +3,8 @@
 use super::read::Filter;
 use crate::error::StoreError;
 use crate::findings::{
-    DetectionCheckpoint, Finding, FindingCursor, FindingPage, FindingQuery, Hit, StatusChange,
-    extend_evidence, open_key,
+    DetectionCheckpoint, EVIDENCE_LIMIT, Finding, FindingCursor, FindingPage, FindingQuery, Hit,
+    StatusChange, extend_evidence, open_key,
 };
 use crate::query::Scope;
 use evident_model::{Severity, from_unix_micros, unix_micros};
@@ -62,35 +62,41 @@ pub(super) fn record_hits(
     let mut touched = Vec::with_capacity(hits.len());
     for hit in hits {
         let key = open_key(&hit.rule_id, &hit.group_key);
-        let time = unix_micros(hit.time);
+        let (first, last) = (unix_micros(hit.first), unix_micros(hit.last));
+        let firings = i64::try_from(hit.firings.max(1)).unwrap_or(i64::MAX);
+        // The evidence comes back only while it has room: a full list is left as it is.
         let open = tx
             .prepare_cached(
-                "SELECT row, id, evidence, first_seen, last_seen FROM findings WHERE open_key = ?1",
+                "SELECT row, id, CASE WHEN json_array_length(evidence) < ?2 THEN evidence END
+                   FROM findings WHERE open_key = ?1",
             )?
-            .query_row([&key], |r| {
+            .query_row(params![key, EVIDENCE_LIMIT as i64], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(2)?,
                 ))
             })
             .optional()?;
         let (row, id) = match open {
-            Some((row, id, evidence, first, last)) => {
-                let mut evidence: Vec<Uuid> = serde_json::from_str(&evidence).unwrap_or_default();
-                extend_evidence(&mut evidence, &hit.events);
+            Some((row, id, evidence)) => {
+                let evidence = evidence.map(|text| {
+                    let mut evidence: Vec<Uuid> = serde_json::from_str(&text).unwrap_or_default();
+                    extend_evidence(&mut evidence, &hit.events);
+                    json(&evidence)
+                });
                 tx.prepare_cached(
-                    "UPDATE findings SET evidence = ?2, first_seen = ?3, last_seen = ?4,
-                            count = count + 1, severity = MAX(severity, ?5)
+                    "UPDATE findings SET evidence = COALESCE(?2, evidence),
+                            first_seen = MIN(first_seen, ?3), last_seen = MAX(last_seen, ?4),
+                            count = count + ?5, severity = MAX(severity, ?6)
                       WHERE row = ?1",
                 )?
                 .execute(params![
                     row,
-                    json(&evidence),
-                    first.min(time),
-                    last.max(time),
+                    evidence,
+                    first,
+                    last,
+                    firings,
                     hit.severity.rank(),
                 ])?;
                 (row, Uuid::from_slice(&id).map_err(bad_row)?)
@@ -102,7 +108,7 @@ pub(super) fn record_hits(
                 tx.prepare_cached(
                     "INSERT INTO findings (id, rule_id, title, severity, group_key, tags, facility,
                             evidence, first_seen, last_seen, count, status, open_key)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, 'open', ?10)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'open', ?12)",
                 )?
                 .execute(params![
                     id.as_bytes().as_slice(),
@@ -113,7 +119,9 @@ pub(super) fn record_hits(
                     json(&hit.tags),
                     hit.facility,
                     json(&evidence),
-                    time,
+                    first,
+                    last,
+                    firings,
                     key,
                 ])?;
                 (tx.last_insert_rowid(), id)

@@ -390,12 +390,21 @@ impl FindingStore for SqliteStore {
 
     async fn record_hits(&self, hits: Vec<Hit>, done_seq: i64) -> Result<Vec<Uuid>, StoreError> {
         self.with_writer(move |w| {
-            let tx = w
-                .conn()
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let touched = findings::record_hits(&tx, &hits, done_seq)?;
-            tx.commit()?;
-            Ok(touched)
+            // Findings are derived data: committed without an fsync of their own (the next
+            // event commit's fsync covers them in the WAL). A power loss can only lose
+            // them together with their done_seq, and the detection stage then derives
+            // them again from the events.
+            let conn = w.conn();
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let result = (|| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let touched = findings::record_hits(&tx, &hits, done_seq)?;
+                tx.commit()?;
+                Ok(touched)
+            })();
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            result
         })
         .await
     }

@@ -373,3 +373,50 @@ async fn rules_are_listed_added_refused_deleted_and_reloaded_from_their_director
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn a_backtest_runs_a_rule_over_stored_events_without_recording() {
+    let (_dir, server) = Server::start_fresh();
+    let ivy: Vec<(String, Value)> = (0..6).map(|i| failure("ivy", "10.0.3.1", i * 10)).collect();
+    post(&server, ivy.iter().map(|(_, e)| e.clone()).collect()).await;
+    settle(&server, "marker").await;
+    let before = findings_until(&server, PER_USER, "actor.user_id=ivy", |f| !f.is_empty()).await;
+    let backtest = |query: &str| {
+        let url = format!("{}/api/v1/rules/{PER_USER}/backtest?{query}", server.url);
+        let key = server.key.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, report) = backtest("from=2026-03-01T10:00:00Z&to=2026-03-01T10:01:00Z").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["events"], 6, "{report}");
+    assert_eq!(report["fired"], 2, "the fifth and sixth failure: {report}");
+    assert_eq!(report["firings"][0]["event_id"], ivy[4].0.as_str());
+    assert_eq!(report["firings"][0]["group_key"], "actor.user_id=ivy");
+    assert_eq!(report["truncated"], false);
+    // The default range is the last day: these events are older.
+    let (status, report) = backtest("").await;
+    assert_eq!((status, &report["fired"]), (200, &json!(0)), "{report}");
+    let (status, _) = backtest("from=soon").await;
+    assert_eq!(status, 400);
+    let after = findings_until(&server, PER_USER, "actor.user_id=ivy", |_| true).await;
+    assert_eq!(
+        before[0]["count"], after[0]["count"],
+        "a backtest records nothing"
+    );
+    let (status, _) = reqwest::Client::new()
+        .post(format!("{}/api/v1/rules/nope/backtest", server.url))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 404);
+}

@@ -257,6 +257,11 @@ impl Anomalies {
         }
     }
 
+    /// Series held.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
     pub fn save(&self) -> Saved {
         Saved(
             self.series

@@ -236,6 +236,12 @@ impl Detector {
         found
     }
 
+    /// Open correlation windows and statistical series, per group: what detection holds
+    /// in memory (bounded: about 100,000 of each).
+    pub fn state_entries(&self) -> usize {
+        self.engine.state_count() + self.anomalies.series_count()
+    }
+
     /// How many correlation rules are loaded.
     pub fn correlation_count(&self) -> usize {
         self.engine.correlation_rule_count()
@@ -801,6 +807,24 @@ level: high
                 ("data.path".into(), "/admin".into())
             ]
         );
+    }
+
+    #[test]
+    fn correlation_state_stays_bounded_however_many_groups_appear() {
+        let (mut detector, _) = Detector::from_yaml("brute.yml", BRUTE_FORCE);
+        let t0 = 1_700_000_000;
+        for i in 0..110_000 {
+            let event =
+                json!({"type": "auth.login.failure", "actor": {"user_id": format!("u{i}")}});
+            detector.process(&event, t0 + i / 1000);
+        }
+        let held = detector.state_entries();
+        assert!(
+            (50_000..=100_000).contains(&held),
+            "110,000 users, one open window each at most 100,000: {held}"
+        );
+        // Still counting: a user who fails five times now is caught.
+        assert!((0..5).any(|k| fired(&mut detector, "late", t0 + 200 + k)));
     }
 
     #[test]

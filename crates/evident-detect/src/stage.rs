@@ -1,9 +1,9 @@
 //! The detection stage: follows the committed stream, runs every event through the
 //! rules, and records what fires as findings.
 //!
-//! The stage reads committed events back from the store in sequence order, so it never
-//! misses one however far it falls behind, and resumes where it stopped after a
-//! restart. Two positions are kept in the store:
+//! The stage takes committed events in sequence order: from the committed stream's hub
+//! while it keeps up, else back from the store, so it never misses one however far it
+//! falls behind, and resumes where it stopped after a restart. Two positions are kept in the store:
 //!
 //! - `done_seq`, written in the same transaction as the findings: every event up to it
 //!   has had its findings recorded, so none is recorded twice;
@@ -96,6 +96,8 @@ impl DetectionStats {
 pub const FINDING_LATENCY: &str = "evident_detection_finding_seconds";
 /// Metric: events run through the rules.
 pub const EVENTS_DETECTED: &str = "evident_detection_events_total";
+/// Metric: open correlation windows and statistical series held in memory.
+pub const STATE_ENTRIES: &str = "evident_detection_state_entries";
 /// Metric: rule firings recorded into findings.
 pub const HITS_RECORDED: &str = "evident_detection_hits_total";
 
@@ -182,10 +184,15 @@ impl Stage {
             while let Ok(detector) = self.replacements.try_recv() {
                 self.swap(detector);
             }
-            let batch = retry("read committed events", || {
-                self.store.committed_after(cursor, self.config.batch)
-            })
-            .await;
+            let batch = match self.commits.events_after(cursor, self.config.batch) {
+                Some(held) => held,
+                None => {
+                    retry("read committed events", || {
+                        self.store.committed_after(cursor, self.config.batch)
+                    })
+                    .await
+                }
+            };
             if batch.is_empty() {
                 let closed = self.head.borrow().closed;
                 if cursor != saved.0
@@ -231,6 +238,7 @@ impl Stage {
             }
             cursor = last;
             self.stats.seq.store(cursor, Ordering::Relaxed);
+            metrics::gauge!(STATE_ENTRIES).set(self.detector.state_entries() as f64);
             if saved.1.elapsed() >= self.config.save_state_every {
                 self.save_state(cursor).await;
                 saved = (cursor, Instant::now());

@@ -91,13 +91,16 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
     metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     add(&shared.stats.commits, 1);
     let committed_at = Instant::now();
-    let last_seq = outcomes.iter().fold(0, |last, o| match o {
-        EventOutcome::Stored(seq) => last.max(*seq),
-        _ => last,
-    });
-    if last_seq > 0 {
-        shared.commits.record(last_seq, committed_at);
-    }
+    let seqs: Vec<i64> = outcomes
+        .iter()
+        .map(|o| match o {
+            EventOutcome::Stored(seq) => *seq,
+            _ => 0,
+        })
+        .collect();
+    shared
+        .commits
+        .record_batch(events.clone(), seqs, committed_at);
     let mut outcomes = outcomes.into_iter();
     let mut offset = 0;
     let mut moved_from_journal = Vec::new();

@@ -2,18 +2,24 @@
 //! follow.
 //!
 //! The store is the stream: every committed event has its sequence number, and a
-//! follower reads events after the last one it handled. This hub only says when there
-//! is something new (the highest sequence number committed, through a watch channel)
-//! and when each recent commit happened, so a follower can tell its delay after the
-//! commit. A follower that falls behind loses nothing; it reads further back.
+//! follower reads events after the last one it handled. This hub says when there is
+//! something new (the highest sequence number committed, through a watch channel), when
+//! each recent commit happened (so a follower can tell its delay after the commit), and
+//! keeps the last few thousand committed events in memory, so a follower that keeps up
+//! takes them from here instead of reading them back from the store. A follower that
+//! falls behind, or events committed outside the pipeline's lanes, are read from the
+//! store: nothing is lost either way.
 
+use evident_model::EncodedEvent;
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 use tokio::sync::watch;
 
 /// Commits remembered for [`Commits::committed_at`].
 const RECENT: usize = 4096;
+/// Committed events kept in memory for followers (older ones are read from the store).
+const RECENT_EVENTS: usize = 10_000;
 
 /// Where the committed stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,32 +30,98 @@ pub struct Head {
     pub closed: bool,
 }
 
+/// One commit's events and the sequence number each got (0: not stored, a duplicate).
+struct Batch {
+    events: Arc<[EncodedEvent]>,
+    seqs: Vec<i64>,
+}
+
+#[derive(Default)]
+struct Recent {
+    /// `(last sequence number, when)` per commit, oldest first.
+    times: VecDeque<(i64, Instant)>,
+    /// The last commits' events, oldest first, about [`RECENT_EVENTS`] in all.
+    batches: VecDeque<Batch>,
+    events: usize,
+}
+
 /// The committed stream's hub; shared by the commit stage and its followers.
 pub struct Commits {
     head: watch::Sender<Head>,
-    recent: Mutex<VecDeque<(i64, Instant)>>,
+    recent: Mutex<Recent>,
 }
 
 impl Default for Commits {
     fn default() -> Self {
         Self {
             head: watch::Sender::new(Head::default()),
-            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            recent: Mutex::new(Recent::default()),
         }
     }
 }
 
 impl Commits {
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Records that events up to `seq` were committed at `at`.
     pub fn record(&self, seq: i64, at: Instant) {
         {
-            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-            if recent.len() == RECENT {
-                recent.pop_front();
+            let mut recent = self.recent();
+            if recent.times.len() == RECENT {
+                recent.times.pop_front();
             }
-            recent.push_back((seq, at));
+            recent.times.push_back((seq, at));
         }
         self.head.send_modify(|head| head.seq = head.seq.max(seq));
+    }
+
+    /// Records a commit of the pipeline: `events`, the sequence number each got (0 for
+    /// one not stored), committed at `at`.
+    pub fn record_batch(&self, events: Arc<[EncodedEvent]>, seqs: Vec<i64>, at: Instant) {
+        let Some(&last) = seqs.iter().max() else {
+            return;
+        };
+        if last <= 0 {
+            return;
+        }
+        {
+            let mut recent = self.recent();
+            recent.events += events.len();
+            recent.batches.push_back(Batch { events, seqs });
+            while recent.events > RECENT_EVENTS && recent.batches.len() > 1 {
+                if let Some(old) = recent.batches.pop_front() {
+                    recent.events -= old.events.len();
+                }
+            }
+        }
+        self.record(last, at);
+    }
+
+    /// The committed events right after `seq`, in order, at most `limit`, if they are
+    /// still held here: `(seq, canonical bytes)`. `None` when the event after `seq` is
+    /// not (then read the store).
+    pub fn events_after(&self, seq: i64, limit: usize) -> Option<Vec<(i64, Vec<u8>)>> {
+        let recent = self.recent();
+        let mut out = Vec::new();
+        let mut next = seq + 1;
+        for batch in &recent.batches {
+            if batch.seqs.iter().all(|&s| s < next) {
+                continue;
+            }
+            for (event, &s) in batch.events.iter().zip(&batch.seqs) {
+                if s < next {
+                    continue;
+                }
+                if s != next || out.len() == limit {
+                    return (!out.is_empty()).then_some(out);
+                }
+                out.push((s, event.bytes.clone()));
+                next += 1;
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     /// Marks the stream closed (the pipeline has drained and stopped).
@@ -64,9 +136,9 @@ impl Commits {
 
     /// When the event with sequence number `seq` was committed, if that was recent.
     pub fn committed_at(&self, seq: i64) -> Option<Instant> {
-        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = recent.partition_point(|(last, _)| *last < seq);
-        recent.get(i).map(|(_, at)| *at)
+        let recent = self.recent();
+        let i = recent.times.partition_point(|(last, _)| *last < seq);
+        recent.times.get(i).map(|(_, at)| *at)
     }
 }
 
@@ -88,6 +160,73 @@ mod tests {
         assert_eq!(commits.committed_at(25), Some(t1));
         assert_eq!(commits.committed_at(26), None);
         assert_eq!(commits.subscribe().borrow().seq, 25);
+    }
+
+    fn events(n: usize) -> Arc<[EncodedEvent]> {
+        (0..n)
+            .map(|i| {
+                let mut e = evident_model::EncodedEvent::new(sample());
+                e.bytes = format!("event {i}").into_bytes();
+                e
+            })
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    fn sample() -> evident_model::Event {
+        serde_json::from_str(
+            r#"{"id":"0194f1e2-0000-7000-8000-000000000000","time":"2026-01-01T00:00:00Z",
+                "received_at":"2026-01-01T00:00:00Z","type":"a.b","category":"custom",
+                "severity":"info","priority":"info","outcome":"unknown"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn recent_events_are_handed_out_in_order_until_a_gap() {
+        let commits = Commits::default();
+        let now = Instant::now();
+        // Seqs 1..=3 with a duplicate in the middle (0), then 4..=5.
+        commits.record_batch(events(4), vec![1, 0, 2, 3], now);
+        commits.record_batch(events(2), vec![4, 5], now);
+        let got = commits.events_after(0, 100).unwrap();
+        let seqs: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        assert_eq!(got[1].1, b"event 2", "the duplicate is skipped");
+        assert_eq!(
+            commits
+                .events_after(2, 2)
+                .unwrap()
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<Vec<_>>(),
+            [3, 4]
+        );
+        assert_eq!(commits.events_after(5, 100), None, "nothing newer held");
+        // A summary committed outside the lanes (seq 6) is not held: after 5, read the store.
+        commits.record(6, now);
+        commits.record_batch(events(1), vec![7], now);
+        assert_eq!(commits.events_after(5, 100), None);
+        assert_eq!(commits.events_after(6, 100).unwrap()[0].0, 7);
+    }
+
+    #[test]
+    fn only_the_last_events_are_held() {
+        let commits = Commits::default();
+        let now = Instant::now();
+        let mut seq = 0;
+        for _ in 0..(RECENT_EVENTS / 100 + 5) {
+            let seqs: Vec<i64> = (0..100)
+                .map(|_| {
+                    seq += 1;
+                    seq
+                })
+                .collect();
+            commits.record_batch(events(100), seqs, now);
+        }
+        assert_eq!(commits.events_after(0, 10), None, "the oldest were let go");
+        assert!(commits.recent().events <= RECENT_EVENTS);
+        assert_eq!(commits.events_after(seq - 1, 10).unwrap()[0].0, seq);
     }
 
     #[tokio::test]

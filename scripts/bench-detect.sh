@@ -62,8 +62,12 @@ echo "== evident bench-detect --correlate, default pack"
 taskset -c 0 "$bin" bench-detect --rules "$scratch/pack" --events "$events" --dir "$scratch" --correlate
 echo "== rsigma engine eval, default pack"
 t0=$(now)
+# As the service runs them: event time from `time`, window event ids kept as evidence,
+# rules that only feed a correlation not reported on their own.
 taskset -c 0 "$tools/bin/rsigma" engine eval -r "$scratch/pack" -p "$scratch/mapping.yml" \
-  "${routing[@]}" -e "@$scratch/events.ndjson" > "$scratch/rsigma-pack.out"
+  "${routing[@]}" --timestamp-field time --correlation-event-mode refs \
+  --max-correlation-events 100 --no-detections \
+  -e "@$scratch/events.ndjson" > "$scratch/rsigma-pack.out"
 t1=$(now)
 python3 - "$t0" "$t1" "$events" "$scratch/rsigma-pack.out" <<'PY'
 import sys

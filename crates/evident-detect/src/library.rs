@@ -97,14 +97,7 @@ impl Library {
 
     /// The loaded rule with `id`, and its file's text.
     pub fn rule(&self, id: &str) -> Result<RuleSource, LibraryError> {
-        let info = self
-            .state()
-            .report
-            .rules
-            .iter()
-            .find(|r| r.id == id)
-            .cloned()
-            .ok_or_else(|| LibraryError::NotFound(id.to_owned()))?;
+        let info = find(&self.state().report, id)?;
         let yaml = std::fs::read_to_string(&info.file).map_err(io(&info.file))?;
         Ok(RuleSource { info, yaml })
     }
@@ -160,13 +153,7 @@ impl Library {
     /// Removes rule `id`'s file, if the rule is alone in it; returns the new rule set.
     pub fn delete(&self, id: &str) -> Result<Detector, LibraryError> {
         let mut state = self.state();
-        let info = state
-            .report
-            .rules
-            .iter()
-            .find(|r| r.id == id)
-            .cloned()
-            .ok_or_else(|| LibraryError::NotFound(id.to_owned()))?;
+        let info = find(&state.report, id)?;
         let others: Vec<&str> = state
             .report
             .rules
@@ -225,6 +212,16 @@ impl Library {
         let borrowed: Vec<(&str, &str)> = named.iter().map(|(p, t)| (p.as_str(), *t)).collect();
         Ok(Detector::from_sources(&borrowed))
     }
+}
+
+/// The loaded rule with `id`.
+fn find(report: &LoadReport, id: &str) -> Result<RuleInfo, LibraryError> {
+    report
+        .rules
+        .iter()
+        .find(|r| r.id == id)
+        .cloned()
+        .ok_or_else(|| LibraryError::NotFound(id.to_owned()))
 }
 
 /// A rule id as a file name: letters, digits, `-`, `_` and `.` only.

@@ -188,6 +188,21 @@ pub struct FindingPage {
     pub next: Option<FindingCursor>,
 }
 
+impl FindingPage {
+    /// The page of `limit` findings from `found`: `(row, finding)` newest first, fetched
+    /// with one more than `limit` to tell whether another page follows.
+    pub(crate) fn from_rows(mut found: Vec<(i64, Finding)>, limit: usize) -> Self {
+        let more = found.len() > limit;
+        found.truncate(limit);
+        FindingPage {
+            next: more
+                .then(|| found.last().map(|(row, _)| FindingCursor(*row)))
+                .flatten(),
+            findings: found.into_iter().map(|(_, f)| f).collect(),
+        }
+    }
+}
+
 /// A change of a finding's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {

@@ -83,26 +83,21 @@ struct Fold<'a> {
     into: Option<(i64, Uuid)>,
 }
 
-/// Folds `hits` into findings, links their events and moves `done_seq`, inside `tx`.
+/// Folds `hits` into findings, links their events and moves `done_seq`, in one
+/// transaction that this opens and commits on `client`; on error the caller rolls back.
 ///
-/// A handful of round trips whatever the number of hits: the unresolved findings of
-/// every group are read and locked at once, updates and inserts are pipelined, and
-/// every link goes in one statement. The transaction does not wait for its WAL flush
+/// Three round trips whatever the number of hits: the transaction begins, takes the
+/// recorders' lock and reads and locks the unresolved findings of every group in one
+/// pipelined exchange; updates and inserts go in a second; links, the checkpoint and the
+/// commit in a third. The transaction does not wait for its WAL flush
 /// (`synchronous_commit = off`): findings are derived data, and a crash can only lose
 /// them together with their `done_seq`, after which the detection stage derives them
 /// again from the events.
 pub(super) async fn record_hits(
-    tx: &deadpool_postgres::Transaction<'_>,
+    client: &deadpool_postgres::ClientWrapper,
     hits: &[Hit],
     done_seq: i64,
 ) -> Result<Vec<Uuid>, StoreError> {
-    // Recorders take turns on the checkpoint row: no two fold the same group at once,
-    // and their locks on findings cannot deadlock.
-    tx.batch_execute(
-        "SET LOCAL synchronous_commit = off;
-         SELECT 1 FROM detection_checkpoint FOR UPDATE;",
-    )
-    .await?;
     let mut folds: Vec<Fold<'_>> = Vec::new();
     let mut fold_of = Vec::with_capacity(hits.len());
     let mut by_key: std::collections::HashMap<String, usize> = Default::default();
@@ -142,6 +137,7 @@ pub(super) async fn record_hits(
         }
     }
     let room = EVIDENCE_LIMIT as i32;
+    let tx = client;
     let select = tx
         .prepare_cached(
             "SELECT open_key, row, id, CASE WHEN cardinality(evidence) < $2 THEN evidence END
@@ -166,6 +162,26 @@ pub(super) async fn record_hits(
              RETURNING row",
         )
         .await?;
+    let link = tx
+        .prepare_cached(
+            "INSERT INTO finding_events (event_id, finding)
+             SELECT * FROM unnest($1::uuid[], $2::int8[])
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let done = tx
+        .prepare_cached("UPDATE detection_checkpoint SET done_seq = GREATEST(done_seq, $1)")
+        .await?;
+    // Recorders take turns on the checkpoint row: no two fold the same group at once,
+    // and their locks on findings cannot deadlock. Sent together with the first read.
+    let begin = tx.batch_execute(
+        "BEGIN;
+         SET LOCAL synchronous_commit = off;
+         SELECT 1 FROM detection_checkpoint FOR UPDATE;",
+    );
+    let all_keys: Vec<&str> = folds.iter().map(|f| f.key.as_str()).collect();
+    let (_, mut first_read) =
+        futures_util::future::try_join(begin, tx.query(&select, &[&all_keys, &room])).await?;
     for attempt in 0..FOLD_ATTEMPTS {
         let pending: Vec<usize> = (0..folds.len())
             .filter(|&i| folds[i].into.is_none())
@@ -173,16 +189,17 @@ pub(super) async fn record_hits(
         if pending.is_empty() {
             break;
         }
-        if attempt > 0 {
+        let rows = if attempt == 0 {
+            std::mem::take(&mut first_read)
+        } else {
             tracing::debug!(
                 groups = pending.len(),
                 "findings changed while recording; again"
             );
-        }
-        let keys: Vec<&str> = pending.iter().map(|&i| folds[i].key.as_str()).collect();
-        let mut open: std::collections::HashMap<String, (i64, Uuid, Option<Vec<Uuid>>)> = tx
-            .query(&select, &[&keys, &room])
-            .await?
+            let keys: Vec<&str> = pending.iter().map(|&i| folds[i].key.as_str()).collect();
+            tx.query(&select, &[&keys, &room]).await?
+        };
+        let mut open: std::collections::HashMap<String, (i64, Uuid, Option<Vec<Uuid>>)> = rows
             .iter()
             .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))))
             .collect::<Result<_, StoreError>>()?;
@@ -280,23 +297,12 @@ pub(super) async fn record_hits(
             touched.push(id);
         }
     }
-    let link = async {
-        tx.execute(
-            "INSERT INTO finding_events (event_id, finding)
-             SELECT * FROM unnest($1::uuid[], $2::int8[])
-             ON CONFLICT DO NOTHING",
-            &[&linked_events, &linked_rows],
-        )
-        .await
-    };
-    let done = async {
-        tx.execute(
-            "UPDATE detection_checkpoint SET done_seq = GREATEST(done_seq, $1)",
-            &[&done_seq],
-        )
-        .await
-    };
-    futures_util::future::try_join(link, done).await?;
+    let link_params: [&(dyn ToSql + Sync); 2] = [&linked_events, &linked_rows];
+    let done_params: [&(dyn ToSql + Sync); 1] = [&done_seq];
+    let linked = tx.execute(&link, &link_params);
+    let checkpoint = tx.execute(&done, &done_params);
+    let commit = tx.batch_execute("COMMIT");
+    futures_util::future::try_join3(linked, checkpoint, commit).await?;
     Ok(touched)
 }
 
@@ -347,20 +353,13 @@ pub(super) async fn query(client: &Client, q: &FindingQuery) -> Result<FindingPa
         f.sql(),
         f.values.len()
     );
-    let mut found = client
+    let found = client
         .query(&sql, &f.params())
         .await?
         .iter()
         .map(finding)
         .collect::<Result<Vec<_>, _>>()?;
-    let more = found.len() > q.limit;
-    found.truncate(q.limit);
-    Ok(FindingPage {
-        next: more
-            .then(|| found.last().map(|(row, _)| FindingCursor(*row)))
-            .flatten(),
-        findings: found.into_iter().map(|(_, f)| f).collect(),
-    })
+    Ok(FindingPage::from_rows(found, q.limit))
 }
 
 /// Changes a finding's status; the updated finding, or `None` if it does not exist or

@@ -439,11 +439,17 @@ impl FindingStore for PgStore {
     }
 
     async fn record_hits(&self, hits: Vec<Hit>, done_seq: i64) -> Result<Vec<Uuid>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let touched = findings::record_hits(&tx, &hits, done_seq).await?;
-        tx.commit().await?;
-        Ok(touched)
+        let client = self.client().await?;
+        match findings::record_hits(&client, &hits, done_seq).await {
+            Ok(touched) => Ok(touched),
+            Err(error) => {
+                // A connection that cannot even roll back is not returned to the pool.
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn save_detection_state(&self, seq: i64, state: Vec<u8>) -> Result<(), StoreError> {

@@ -194,14 +194,7 @@ pub(super) fn query(conn: &Connection, q: &FindingQuery) -> Result<FindingPage, 
     while let Some(row) = rows.next()? {
         found.push(finding(row)?);
     }
-    let more = found.len() > q.limit;
-    found.truncate(q.limit);
-    Ok(FindingPage {
-        next: more
-            .then(|| found.last().map(|(row, _)| FindingCursor(*row)))
-            .flatten(),
-        findings: found.into_iter().map(|(_, f)| f).collect(),
-    })
+    Ok(FindingPage::from_rows(found, q.limit))
 }
 
 pub(super) fn set_status(

@@ -7,17 +7,15 @@
 //! firing event, the time from the commit that stored it to the transaction that stored
 //! its finding; this prints their distribution.
 
-use super::workload::{Generator, IdKind};
+use super::workload::{Generator, IdKind, admit_ndjson};
 use anyhow::Context;
 use evident_detect::{Detector, StageConfig, pack::DEFAULT_PACK, stage};
-use evident_ingest::{BodyFormat, Limits, PriorityRules, admit_with};
 use evident_pipeline::{Ack, Pipeline, PipelineConfig};
 use evident_store::{EventStore, FindingStore, PgStore, RetentionPolicy, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 
 /// `evident bench-findings`.
 #[derive(Debug, clap::Args)]
@@ -132,11 +130,6 @@ fn make_batches(
     size: usize,
 ) -> anyhow::Result<Vec<Vec<evident_model::EncodedEvent>>> {
     let mut generator = Generator::new(11, IdKind::V7);
-    let limits = Limits {
-        max_events: size + 1,
-        ..Limits::default()
-    };
-    let rules = PriorityRules::default();
     let mut batches = Vec::new();
     let mut left = events;
     while left > 0 {
@@ -151,19 +144,7 @@ fn make_batches(
                 "data": {"path": "/api/orders", "query": "id=1' OR '1'='1"}})
             .to_string(),
         );
-        let admission = admit_with(
-            body.as_bytes(),
-            BodyFormat::Ndjson,
-            &limits,
-            &rules,
-            OffsetDateTime::now_utc(),
-        )?;
-        anyhow::ensure!(
-            admission.rejected.is_empty(),
-            "the workload made invalid events: {:?}",
-            admission.rejected.first()
-        );
-        batches.push(admission.accepted.into_iter().map(|(_, e)| e).collect());
+        batches.push(admit_ndjson(&body, size + 1)?);
     }
     Ok(batches)
 }

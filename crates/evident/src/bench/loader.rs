@@ -2,9 +2,8 @@
 //! then store appends of 5,000 events; no HTTP), with times ending about now, so query
 //! benchmarks run against a store of realistic size.
 
-use super::workload::{Generator, IdKind, MEAN_GAP};
+use super::workload::{Generator, IdKind, MEAN_GAP, admit_ndjson};
 use anyhow::Context;
-use evident_ingest::{BodyFormat, Limits, PriorityRules, admit_with};
 use evident_store::{EventStore, PgStore, RetentionPolicy, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -56,11 +55,6 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
     // Generation and admission on a thread of their own, ahead of the appends.
     let producer = std::thread::spawn(move || -> anyhow::Result<()> {
         let mut generator = Generator::starting_at(seed, IdKind::V7, start);
-        let limits = Limits {
-            max_events: CHUNK,
-            ..Limits::default()
-        };
-        let rules = PriorityRules::default();
         let mut left = events;
         while left > 0 {
             let n = left.min(CHUNK);
@@ -68,19 +62,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<std::process::ExitCode> {
             let body: String = (0..n)
                 .map(|_| generator.next_event().canonical_line() + "\n")
                 .collect();
-            let admission = admit_with(
-                body.as_bytes(),
-                BodyFormat::Ndjson,
-                &limits,
-                &rules,
-                OffsetDateTime::now_utc(),
-            )?;
-            anyhow::ensure!(
-                admission.rejected.is_empty(),
-                "the workload generator made invalid events: {:?}",
-                admission.rejected.first()
-            );
-            let batch: Vec<_> = admission.accepted.into_iter().map(|(_, e)| e).collect();
+            let batch = admit_ndjson(&body, CHUNK)?;
             if chunks.blocking_send(batch).is_err() {
                 break;
             }

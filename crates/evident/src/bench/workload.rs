@@ -353,6 +353,31 @@ impl Generator {
     }
 }
 
+/// Admits an NDJSON `body` of workload events as ingest would, refusing to go on if the
+/// generator made an invalid one.
+pub fn admit_ndjson(
+    body: &str,
+    max_events: usize,
+) -> anyhow::Result<Vec<evident_model::EncodedEvent>> {
+    let limits = evident_ingest::Limits {
+        max_events,
+        ..evident_ingest::Limits::default()
+    };
+    let admission = evident_ingest::admit_with(
+        body.as_bytes(),
+        evident_ingest::BodyFormat::Ndjson,
+        &limits,
+        &evident_ingest::PriorityRules::default(),
+        OffsetDateTime::now_utc(),
+    )?;
+    anyhow::ensure!(
+        admission.rejected.is_empty(),
+        "the workload generator made invalid events: {:?}",
+        admission.rejected.first()
+    );
+    Ok(admission.accepted.into_iter().map(|(_, e)| e).collect())
+}
+
 /// `n` events from the generator seeded with `seed`.
 pub fn generate(n: usize, seed: u64, ids: IdKind) -> Vec<WorkEvent> {
     let mut g = Generator::new(seed, ids);

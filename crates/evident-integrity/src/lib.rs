@@ -1,0 +1,18 @@
+//! evident's tamper evidence, the parts a third party needs to check it.
+//!
+//! # Layout
+//!
+//! - [`frontier`]: a growing tree's compact frontier: append and head in O(log n).
+//! - [`merkle`]: RFC 6962 (Certificate Transparency) Merkle trees: leaf and node hashing
+//!   with domain separation, tree heads, inclusion proofs (this event is in the log the
+//!   signed checkpoint covers) and consistency proofs (this log extends that one), and
+//!   their verification.
+//!
+//! Nothing here touches a store: a verifier holding a proof, the checkpoint and the
+//! public key needs only this crate.
+
+pub mod frontier;
+pub mod merkle;
+
+pub use frontier::Frontier;
+pub use merkle::{Hash, ProofError};

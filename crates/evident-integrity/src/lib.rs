@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //!
+//! - [`checkpoint`]: signed checkpoints (a log's size and head, Ed25519-signed) and
+//!   checking an event's proof, or a later checkpoint, against them with the public
+//!   key alone.
 //! - [`frontier`]: a growing tree's compact frontier: append and head in O(log n).
 //! - [`merkle`]: RFC 6962 (Certificate Transparency) Merkle trees: leaf and node hashing
 //!   with domain separation, tree heads, inclusion proofs (this event is in the log the
@@ -11,8 +14,10 @@
 //! Nothing here touches a store: a verifier holding a proof, the checkpoint and the
 //! public key needs only this crate.
 
+pub mod checkpoint;
 pub mod frontier;
 pub mod merkle;
 
+pub use checkpoint::{Checkpoint, CheckpointError, Signed, Signer, key_id};
 pub use frontier::Frontier;
 pub use merkle::{Hash, ProofError};

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/rules/{id}/backtest",
             axum::routing::post(routes::rules::backtest),
         )
+        .route("/api/v1/integrity/key", get(routes::integrity::key))
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))

@@ -35,6 +35,8 @@ pub struct AppState {
     pub findings: Option<Arc<dyn FindingStore>>,
     /// The rules directory and the detection stage (absent: rules routes answer 404).
     pub rules: Option<crate::routes::rules::RulesState>,
+    /// The public key checkpoints are signed with.
+    pub integrity_key: Option<[u8; 32]>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             admission_permits: Arc::new(tokio::sync::Semaphore::new(admission_threads())),
             findings: None,
             rules: None,
+            integrity_key: None,
         }
     }
 }

@@ -18,6 +18,7 @@ mod query;
 mod rules;
 mod send;
 mod serve;
+mod verify;
 
 use clap::Parser;
 
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             Command::Query(args) => query::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Rules(args) => Ok(rules::run(args)),
+            Command::Verify(args) => verify::run(args),
             Command::BenchDetect(args) => bench::detect::run(args),
             Command::BenchFindings(args) => bench::findings::run(args).await,
             Command::Bench(args) => bench::run(args).await,

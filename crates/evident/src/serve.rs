@@ -30,9 +30,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         events: store,
         keys,
         findings,
+        embedded,
         maintenance,
     } = open_store(&args, &config).await?;
     ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
+    let signer = Arc::new(crate::verify::load_or_create_key(&args.data_dir)?);
+    let checkpoints = embedded.map(|store| {
+        sign_checkpoints(
+            store,
+            signer.clone(),
+            std::time::Duration::from_secs(args.checkpoint_every.max(1)),
+        )
+    });
     let (library, detector) = open_rules(args.rules.as_deref(), &args.data_dir)?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
     let (detection, detection_task) = evident_detect::stage::start(
@@ -52,6 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.priorities = Arc::new(config.priorities.clone());
     state.metrics_require_key = config.metrics_require_key;
     state.findings = Some(findings);
+    state.integrity_key = Some(signer.public_key());
     state.rules = Some(evident_api::routes::rules::RulesState { library, detection });
     state.inflight =
         evident_api::inflight::InflightBudget::new(args.max_inflight_mb.max(1) * 1024 * 1024);
@@ -79,6 +89,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
     detection_task.await.context("detection stage failed")?;
+    if let Some((task, stop)) = checkpoints {
+        // A last checkpoint covers everything committed before the stop.
+        stop.notify_one();
+        task.await.context("checkpoint task failed")?;
+    }
     maintenance.abort();
     rules_watch.abort();
     tracing::info!("shut down cleanly");
@@ -149,6 +164,37 @@ fn watch_rules(library: Arc<Library>, detection: DetectionHandle) -> tokio::task
     })
 }
 
+/// Signs a checkpoint of the integrity log every `every` (when something was committed
+/// since the last one), and once more when `stop` is notified, then ends.
+fn sign_checkpoints(
+    store: Arc<SqliteStore>,
+    signer: Arc<evident_integrity::Signer>,
+    every: std::time::Duration,
+) -> (tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let origin = format!(
+        "evident {}",
+        evident_integrity::key_id(&signer.public_key())
+    );
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            let last = tokio::select! {
+                _ = tick.tick() => false,
+                () = stopped.notified() => true,
+            };
+            if let Err(error) = store.sign_checkpoint(signer.clone(), origin.clone()).await {
+                tracing::warn!(%error, "checkpoint not signed; retrying at the next tick");
+            }
+            if last {
+                break;
+            }
+        }
+    });
+    (task, stop)
+}
+
 /// The rules directory inside the data directory, when `--rules` is not given.
 pub const RULES_DIR: &str = "rules";
 /// How often the rules directory is checked for changed files.
@@ -159,6 +205,8 @@ struct Stores {
     events: Arc<dyn EventStore>,
     keys: Arc<dyn KeyStore>,
     findings: Arc<dyn FindingStore>,
+    /// The embedded store, whose integrity log is signed (not yet on PostgreSQL).
+    embedded: Option<Arc<SqliteStore>>,
     maintenance: tokio::task::JoinHandle<()>,
 }
 
@@ -184,6 +232,7 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 events: store.clone(),
                 keys: store.clone(),
                 findings: store,
+                embedded: None,
             })
         }
         None => {
@@ -200,7 +249,8 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 maintenance: spawn_maintenance(store.clone(), MAINTENANCE_EVERY),
                 events: store.clone(),
                 keys: store.clone(),
-                findings: store,
+                findings: store.clone(),
+                embedded: Some(store),
             })
         }
     }

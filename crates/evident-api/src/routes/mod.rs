@@ -5,6 +5,7 @@ pub mod events;
 pub mod findings;
 pub mod health;
 pub mod ingest;
+pub mod integrity;
 pub mod metrics;
 pub mod pipeline;
 pub mod rules;

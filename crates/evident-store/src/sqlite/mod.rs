@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod findings;
+mod integrity;
 mod journal;
 mod keys;
 mod read;

@@ -3,38 +3,52 @@
 use super::term_segments::TermIndex;
 use crate::Appended;
 use crate::error::StoreError;
+use evident_integrity::{Frontier, merkle::leaf_hash};
 use evident_model::{EncodedEvent, unix_micros};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 const INSERT: &str =
     "INSERT INTO events (seq, id, time, received_at, type, category, severity, priority, outcome,
-        source, agent_id, user_id, source_ip, facility, correlation_id, body)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+        source, agent_id, user_id, source_ip, facility, correlation_id, body, leaf)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
      ON CONFLICT (id) DO NOTHING";
+
+/// Where the next commit goes: its first sequence number, and the integrity log's
+/// frontier it extends.
+pub(crate) struct Next {
+    pub(crate) seq: i64,
+    pub(crate) log: Frontier,
+}
 
 /// The writer connection, the next sequence number to hand out, and the data-term
 /// index of what it stores.
 pub(crate) struct Writer {
     conn: Connection,
-    next_seq: i64,
+    next: Next,
     terms: TermIndex,
 }
 
 impl Writer {
     pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
-        let next_seq = next_seq(&conn)?;
+        let seq = next_seq(&conn)?;
+        let log = load_log(&conn, seq)?;
         let terms = TermIndex::open(&conn)?;
         Ok(Self {
             conn,
-            next_seq,
+            next: Next { seq, log },
             terms,
         })
+    }
+
+    /// The integrity log's frontier after the last commit.
+    pub(crate) fn log(&self) -> &Frontier {
+        &self.next.log
     }
 
     /// Appends `batch` in one transaction; with WAL and `synchronous=FULL` the commit is
     /// on disk when this returns.
     pub(crate) fn append(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
-        let outcomes = self.in_transaction(|tx, seq| insert_events(tx, batch, seq))?;
+        let outcomes = self.in_transaction(|tx, next| insert_events(tx, batch, next))?;
         self.index(batch, &outcomes);
         Ok(outcomes)
     }
@@ -49,28 +63,35 @@ impl Writer {
         self.terms.flush_if_full(&self.conn);
     }
 
-    /// Runs `f` in one IMMEDIATE transaction, handing it the next sequence number to use;
-    /// on error the transaction rolls back and the numbers it took are free again.
+    /// Runs `f` in one IMMEDIATE transaction, handing it the next sequence number and
+    /// the log to extend; on error the transaction rolls back and both are as before.
     fn in_transaction<T>(
         &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut i64) -> Result<T, StoreError>,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Next) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut seq = self.next_seq;
+        let mut next = Next {
+            seq: self.next.seq,
+            log: self.next.log.clone(),
+        };
         let result = (|| {
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&tx, &mut seq)?;
+            let out = f(&tx, &mut next)?;
             tx.commit()?;
             Ok(out)
         })();
         match result {
             Ok(out) => {
-                self.next_seq = seq;
+                self.next = next;
                 Ok(out)
             }
             Err(e) => {
-                self.next_seq = next_seq(&self.conn)?;
+                let seq = next_seq(&self.conn)?;
+                self.next = Next {
+                    log: load_log(&self.conn, seq)?,
+                    seq,
+                };
                 Err(e)
             }
         }
@@ -99,7 +120,7 @@ impl Writer {
         build: crate::SummaryBuilder,
     ) -> Result<Option<(u64, Appended)>, StoreError> {
         let mut summary = None;
-        let out = self.in_transaction(|tx, seq| {
+        let out = self.in_transaction(|tx, next| {
             let key = into.as_bytes().as_slice();
             let count: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM folds WHERE into_id = ?1 AND summarized = 0",
@@ -110,7 +131,7 @@ impl Writer {
                 return Ok(None);
             }
             let event = build(count as u64);
-            let appended = insert_events(tx, std::slice::from_ref(&event), seq)?;
+            let appended = insert_events(tx, std::slice::from_ref(&event), next)?;
             tx.execute(
                 "UPDATE folds SET summarized = 1 WHERE into_id = ?1 AND summarized = 0",
                 params![key],
@@ -168,18 +189,22 @@ impl Writer {
     }
 }
 
-/// Inserts `batch` inside `tx`, numbering new events from `*seq` on.
+/// Inserts `batch` inside `tx`, numbering new events from `next.seq` on and adding each
+/// to the integrity log.
 fn insert_events(
     tx: &rusqlite::Transaction<'_>,
     batch: &[EncodedEvent],
-    seq: &mut i64,
+    next: &mut Next,
 ) -> Result<Vec<Appended>, StoreError> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut stmt = tx.prepare_cached(INSERT)?;
+    let seq = &mut next.seq;
+    let mut stored = false;
     for encoded in batch {
         let e = &encoded.event;
         let body = std::str::from_utf8(&encoded.bytes)
             .map_err(|err| StoreError::Database(err.to_string()))?;
+        let leaf = leaf_hash(&encoded.bytes);
         let inserted = stmt.execute(params![
             *seq,
             e.id.as_bytes().as_slice(),
@@ -197,15 +222,46 @@ fn insert_events(
             e.facility,
             e.correlation_id,
             body,
+            leaf.as_slice(),
         ])?;
         if inserted == 1 {
             outcomes.push(Appended::Stored(*seq));
             *seq += 1;
+            next.log.push(leaf);
+            stored = true;
         } else {
             outcomes.push(Appended::Duplicate);
         }
     }
+    if stored {
+        tx.prepare_cached("UPDATE integrity_log SET frontier = ?1 WHERE one = 1")?
+            .execute([next.log.to_bytes()])?;
+    }
     Ok(outcomes)
+}
+
+/// The integrity log's frontier; on a store that has none yet (new, or from before the
+/// log existed), a log that starts at `next_seq`.
+fn load_log(conn: &Connection, next_seq: i64) -> Result<Frontier, StoreError> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT frontier FROM integrity_log WHERE one = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match stored {
+        Some(bytes) => Frontier::from_bytes(&bytes)
+            .map_err(|e| StoreError::Database(format!("integrity log: {e}"))),
+        None => {
+            let log = Frontier::new();
+            conn.execute(
+                "INSERT INTO integrity_log (one, start_seq, frontier) VALUES (1, ?1, ?2)",
+                params![next_seq, log.to_bytes()],
+            )?;
+            Ok(log)
+        }
+    }
 }
 
 /// One past the highest sequence number ever handed out: stored, or deleted by retention.

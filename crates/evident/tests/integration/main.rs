@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod crash;
 mod detection;
+mod integrity;
 mod pipeline;
 mod postgres;
 mod query;

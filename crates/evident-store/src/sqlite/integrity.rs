@@ -1,0 +1,130 @@
+//! The integrity log in the embedded store: signing checkpoints of it, and handing its
+//! events to a verifier.
+
+use super::SqliteStore;
+use crate::error::StoreError;
+use evident_integrity::{Checkpoint, Hash, Signed, Signer};
+use rusqlite::{Connection, OptionalExtension, params};
+
+impl SqliteStore {
+    /// Signs the integrity log's head with `signer` and stores the checkpoint, unless
+    /// nothing was committed since the last one (then `None`).
+    pub async fn sign_checkpoint(
+        &self,
+        signer: std::sync::Arc<Signer>,
+        origin: String,
+    ) -> Result<Option<Signed>, StoreError> {
+        self.with_writer(move |w| {
+            let log = w.log().clone();
+            let conn = w.conn();
+            let last: Option<i64> = conn
+                .query_row("SELECT MAX(size) FROM checkpoints", [], |r| r.get(0))
+                .optional()?
+                .flatten();
+            let size = log.size();
+            if size == 0 || last.is_some_and(|l| l as u64 >= size) {
+                return Ok(None);
+            }
+            let checkpoint = Checkpoint {
+                origin,
+                size,
+                root: log.root(),
+                time: evident_model::unix_micros(time::OffsetDateTime::now_utc()),
+            };
+            let signed = signer
+                .sign(checkpoint)
+                .map_err(|e| StoreError::Database(format!("checkpoint: {e}")))?;
+            conn.execute(
+                "INSERT INTO checkpoints (size, root, time, origin, key_id, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    signed.checkpoint.size as i64,
+                    signed.checkpoint.root.as_slice(),
+                    signed.checkpoint.time,
+                    signed.checkpoint.origin,
+                    signed.key_id,
+                    signed.signature.as_slice(),
+                ],
+            )?;
+            Ok(Some(signed))
+        })
+        .await
+    }
+
+    /// Walks the integrity log for a verifier, on the calling thread: `start` gets the
+    /// log's first sequence number, its checkpoints and how many events follow, and makes
+    /// the walker; `visit` then gets every event in sequence order as `(seq, stored
+    /// bytes, recorded leaf hash)` and returns false to stop. Returns the walker.
+    pub fn walk_log<V>(
+        &self,
+        start: impl FnOnce(i64, Vec<Signed>, u64) -> V,
+        mut visit: impl FnMut(&mut V, i64, &[u8], &Hash) -> bool,
+    ) -> Result<V, StoreError> {
+        let conn = super::schema::open_reader(self.db_path())?;
+        let start_seq: i64 = conn
+            .query_row(
+                "SELECT start_seq FROM integrity_log WHERE one = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(1);
+        let events: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM events WHERE seq >= ?1",
+            [start_seq],
+            |r| r.get(0),
+        )?;
+        let mut walker = start(start_seq, checkpoints(&conn)?, events.max(0) as u64);
+        let mut stmt =
+            conn.prepare("SELECT seq, body, leaf FROM events WHERE seq >= ?1 ORDER BY seq")?;
+        let mut rows = stmt.query([start_seq])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let body: String = row.get(1)?;
+            let leaf: Option<Vec<u8>> = row.get(2)?;
+            let leaf: Hash = leaf.and_then(|l| l.try_into().ok()).unwrap_or([0; 32]);
+            if !visit(&mut walker, seq, body.as_bytes(), &leaf) {
+                break;
+            }
+        }
+        Ok(walker)
+    }
+
+    /// The signed checkpoints, smallest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Signed>, StoreError> {
+        self.with_reader(checkpoints).await
+    }
+}
+
+fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT size, root, time, origin, key_id, signature FROM checkpoints ORDER BY size, time",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Vec<u8>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (size, root, time, origin, key_id, signature) = row?;
+        // A malformed row still becomes a checkpoint: its signature then fails, and the
+        // verifier says which.
+        out.push(Signed {
+            checkpoint: Checkpoint {
+                origin,
+                size: size.max(0) as u64,
+                root: root.try_into().unwrap_or([0; 32]),
+                time,
+            },
+            key_id,
+            signature: signature.try_into().unwrap_or([0; 64]),
+        });
+    }
+    Ok(out)
+}

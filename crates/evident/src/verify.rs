@@ -1,0 +1,181 @@
+//! `evident verify`: walks the embedded store's integrity log against its signed
+//! checkpoints and names the first event altered, removed, inserted or reordered.
+//!
+//! Also home of the service's signing key file (`DATA_DIR/integrity.key`): created on
+//! first start, readable by the service's user only.
+
+use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use evident_integrity::verify::{Problem, Verifier};
+use evident_integrity::{Signer, key_id};
+use evident_store::SqliteStore;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// File in the data directory holding the checkpoint signing key (base64 of its secret).
+pub const KEY_FILE: &str = "integrity.key";
+
+/// Arguments of `evident verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Data directory of the embedded store to verify.
+    #[arg(long, default_value = crate::cli::DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The service's public key (base64, as `GET /api/v1/integrity/key` publishes it).
+    /// Without it, the key is read from DATA_DIR/integrity.key, which anyone who can
+    /// rewrite the store may have replaced too: give the published key for a check that
+    /// does not trust the directory.
+    #[arg(long)]
+    pub public_key: Option<String>,
+}
+
+/// The signing key in `data_dir`, created (0600) if there is none.
+pub fn load_or_create_key(data_dir: &Path) -> anyhow::Result<Signer> {
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            read_key(&text).with_context(|| format!("{} is not a signing key", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = Signer::generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(file, "{}", STANDARD.encode(signer.secret()))?;
+            file.sync_all()?;
+            println!(
+                "created the checkpoint signing key {} in {}",
+                key_id(&signer.public_key()),
+                path.display()
+            );
+            Ok(signer)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn read_key(text: &str) -> anyhow::Result<Signer> {
+    let secret: [u8; 32] = STANDARD
+        .decode(text.trim())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the key is not 32 bytes"))?;
+    Ok(Signer::from_secret(&secret))
+}
+
+/// Runs the verification; exit 0 when everything checked holds, 1 when something was
+/// tampered with, 2 when it cannot run.
+pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    match verify(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let public: [u8; 32] = match &args.public_key {
+        Some(text) => STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("--public-key is not a base64 Ed25519 public key (32 bytes)")?,
+        None => {
+            let path = args.data_dir.join(KEY_FILE);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read {} (or give --public-key)", path.display())
+            })?;
+            eprintln!(
+                "note: checking with the key in {}; pass --public-key to check against the published key",
+                path.display()
+            );
+            read_key(&text)?.public_key()
+        }
+    };
+    let store = SqliteStore::open_shared(&args.data_dir).context("cannot open the store")?;
+    let progress = ProgressBar::hidden();
+    let (start_seq, sizes, verifier) = store.walk_log(
+        |start, checkpoints, events| {
+            if events > 100_000 {
+                progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            progress.set_length(events);
+            progress.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
+            (start, sizes, Verifier::new(start, checkpoints, &public))
+        },
+        |(_, _, verifier), seq, body, leaf| {
+            verifier.push(seq, body, leaf);
+            progress.inc(1);
+            !verifier.failed()
+        },
+    )?;
+    progress.finish_and_clear();
+    let report = verifier.finish();
+    match &report.problem {
+        None => {
+            println!(
+                "verified {} events against {} signed checkpoints (key {})",
+                report.verified,
+                report.checkpoints,
+                key_id(&public)
+            );
+            if report.unverified_tail > 0 {
+                println!(
+                    "{} events after the last checkpoint are unverified (no checkpoint covers them yet)",
+                    report.unverified_tail
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(problem) => {
+            println!("TAMPERED: {problem}");
+            if let Some(range) = checkpoint_range(problem, start_seq, &sizes) {
+                println!("affected: {range}");
+            }
+            println!(
+                "verified before it: {} events, {} checkpoints",
+                report.verified, report.checkpoints
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The checkpoints around the event a problem names, as text.
+fn checkpoint_range(problem: &Problem, start_seq: i64, sizes: &[u64]) -> Option<String> {
+    let seq = match problem {
+        Problem::Altered { seq } | Problem::Missing { seq } | Problem::OutOfOrder { seq, .. } => {
+            *seq
+        }
+        _ => return None,
+    };
+    let position = u64::try_from(seq - start_seq + 1).ok()?;
+    let before = sizes.iter().filter(|&&s| s < position).max();
+    let after = sizes.iter().filter(|&&s| s >= position).min();
+    let seq_of = |size: u64| start_seq + size as i64 - 1;
+    Some(match (before, after) {
+        (Some(&b), Some(&a)) => format!(
+            "the checkpoint range of events {}..={}",
+            seq_of(b) + 1,
+            seq_of(a)
+        ),
+        (None, Some(&a)) => format!(
+            "the first checkpoint's range, events {start_seq}..={}",
+            seq_of(a)
+        ),
+        (Some(&b), None) => format!("the unverified tail after event {}", seq_of(b)),
+        (None, None) => "events not covered by any checkpoint".into(),
+    })
+}

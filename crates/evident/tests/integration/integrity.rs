@@ -1,0 +1,126 @@
+//! Tamper evidence on the embedded store: a stopped server's data directory is edited
+//! behind its back, and `evident verify` must name what changed.
+
+use super::common::{BIN, Server};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `evident verify` on `dir` with `public_key`: (exit code, stdout).
+fn verify(dir: &Path, public_key: &str) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["verify", "--public-key", public_key, "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A copy of `dir`, to tamper with.
+fn copy(dir: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.path().join(entry.file_name())).unwrap();
+        }
+    }
+    to
+}
+
+fn sql(dir: &Path, statement: &str) {
+    let conn = rusqlite::Connection::open(dir.join("evident.db")).unwrap();
+    conn.execute_batch(statement).unwrap();
+}
+
+#[tokio::test]
+async fn verify_names_the_event_altered_removed_or_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
+    let key = server.get_ok("/api/v1/integrity/key").await;
+    assert_eq!(key["algorithm"], "ed25519");
+    let public = key["public_key"].as_str().unwrap().to_owned();
+    let events: Vec<Value> = (0..30)
+        .map(|i| json!({"type": "user.login", "actor": {"user_id": format!("user{i}")}, "data": {"n": i}}))
+        .collect();
+    let (status, body) = server.post_json(&Value::Array(events)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(server.terminate().success());
+    let (code, out) = verify(dir.path(), &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified"), "{out}");
+    assert!(
+        !out.contains("unverified"),
+        "a clean stop signs everything: {out}"
+    );
+
+    let first: i64 = {
+        let conn = rusqlite::Connection::open(dir.path().join("evident.db")).unwrap();
+        conn.query_row(
+            "SELECT MIN(seq) FROM events WHERE body LIKE '%user5\"%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    // One changed byte in an event's body.
+    let t = copy(dir.path());
+    sql(
+        t.path(),
+        &format!("UPDATE events SET body = replace(body, 'user5', 'userX') WHERE seq = {first}"),
+    );
+    let (code, out) = verify(t.path(), &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("event {first} was altered")), "{out}");
+
+    // A deleted row.
+    let t = copy(dir.path());
+    sql(t.path(), &format!("DELETE FROM events WHERE seq = {first}"));
+    let (code, out) = verify(t.path(), &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("event {first} is missing")), "{out}");
+
+    // The tail cut off before the last checkpoint.
+    let t = copy(dir.path());
+    sql(
+        t.path(),
+        "DELETE FROM events WHERE seq > (SELECT MAX(seq) - 3 FROM events)",
+    );
+    let (code, out) = verify(t.path(), &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is missing"), "{out}");
+
+    // Body and recorded leaf rewritten together: the checkpoint range is named.
+    let t = copy(dir.path());
+    let forged = r#"{"forged":true}"#;
+    let leaf = evident_integrity::merkle::leaf_hash(forged.as_bytes());
+    let conn = rusqlite::Connection::open(t.path().join("evident.db")).unwrap();
+    conn.execute(
+        "UPDATE events SET body = ?1, leaf = ?2 WHERE seq = ?3",
+        rusqlite::params![forged, leaf.as_slice(), first],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, out) = verify(t.path(), &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("do not match their signed checkpoint"),
+        "{out}"
+    );
+
+    // A checkpoint altered, or checked with another key.
+    let t = copy(dir.path());
+    sql(t.path(), "UPDATE checkpoints SET size = size + 1");
+    let (code, out) = verify(t.path(), &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not verify"), "{out}");
+    let other = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let (code, out) = verify(dir.path(), other);
+    assert_ne!(code, 0, "{out}");
+    let (code, out) = verify(dir.path(), "not base64!");
+    assert_eq!(code, 2, "{out}");
+}

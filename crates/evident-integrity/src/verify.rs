@@ -160,6 +160,12 @@ impl Verifier {
     /// The next stored event: its sequence number, stored bytes, and the leaf hash
     /// recorded at commit.
     pub fn push(&mut self, seq: i64, body: &[u8], recorded: &Hash) {
+        self.push_hashed(seq, &leaf_hash(body), recorded);
+    }
+
+    /// As [`Verifier::push`], with the leaf hash of the stored bytes already computed
+    /// (`merkle::leaf_hash`), so the hashing can run on another thread.
+    pub fn push_hashed(&mut self, seq: i64, computed: &Hash, recorded: &Hash) {
         if self.problem.is_some() {
             return;
         }
@@ -174,12 +180,11 @@ impl Verifier {
             });
             return;
         }
-        let leaf = leaf_hash(body);
-        if &leaf != recorded {
+        if computed != recorded {
             self.problem = Some(Problem::Altered { seq });
             return;
         }
-        self.frontier.push(leaf);
+        self.frontier.push(*computed);
         self.next_seq += 1;
         self.check_heads();
     }

@@ -7,6 +7,7 @@
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use evident_integrity::Hash;
 use evident_integrity::verify::{Problem, Verifier};
 use evident_integrity::{Signer, key_id};
 use evident_store::SqliteStore;
@@ -18,6 +19,9 @@ use std::process::ExitCode;
 
 /// File in the data directory holding the checkpoint signing key (base64 of its secret).
 pub const KEY_FILE: &str = "integrity.key";
+
+/// Events handed from the reading thread to the verifying one at a time.
+const BATCH: usize = 4096;
 
 /// Arguments of `evident verify`.
 #[derive(Debug, clap::Args)]
@@ -102,7 +106,12 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let store = SqliteStore::open_shared(&args.data_dir).context("cannot open the store")?;
     let progress = ProgressBar::hidden();
-    let (start_seq, sizes, verifier) = store.walk_log(
+    // Two threads: this one reads the store; the other hashes each event's bytes,
+    // rebuilds the tree and checks it against the checkpoints.
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(i64, Vec<u8>, Hash)>>(8);
+    let mut builder: Option<std::thread::JoinHandle<Verifier>> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    let (start_seq, sizes) = store.walk_log(
         |start, checkpoints, events| {
             if events > 100_000 {
                 progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -113,15 +122,40 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
-            (start, sizes, Verifier::new(start, checkpoints, &public))
+            let mut verifier = Verifier::new(start, checkpoints, &public);
+            builder = Some(std::thread::spawn(move || {
+                for rows in receive {
+                    for (seq, body, recorded) in rows {
+                        verifier.push(seq, &body, &recorded);
+                    }
+                    if verifier.failed() {
+                        break;
+                    }
+                }
+                verifier
+            }));
+            (start, sizes)
         },
-        |(_, _, verifier), seq, body, leaf| {
-            verifier.push(seq, body, leaf);
-            progress.inc(1);
-            !verifier.failed()
+        |_, seq, body, leaf| {
+            batch.push((seq, body.to_vec(), *leaf));
+            if batch.len() == BATCH {
+                progress.inc(BATCH as u64);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // The builder stops taking batches once it found a problem.
+                return send.send(full).is_ok();
+            }
+            true
         },
     )?;
+    if !batch.is_empty() {
+        send.send(batch).ok();
+    }
+    drop(send);
     progress.finish_and_clear();
+    let verifier = builder
+        .context("the store has no integrity log")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the verifying thread failed"))?;
     let report = verifier.finish();
     match &report.problem {
         None => {

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(routes::rules::backtest),
         )
         .route("/api/v1/integrity/key", get(routes::integrity::key))
+        .route("/api/v1/integrity/verify", get(routes::integrity::verify))
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))

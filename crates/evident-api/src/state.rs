@@ -37,6 +37,8 @@ pub struct AppState {
     pub rules: Option<crate::routes::rules::RulesState>,
     /// The public key checkpoints are signed with.
     pub integrity_key: Option<[u8; 32]>,
+    /// The store's signed log, when it keeps one.
+    pub integrity_log: Option<Arc<dyn evident_store::IntegrityLog>>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
             findings: None,
             rules: None,
             integrity_key: None,
+            integrity_log: None,
         }
     }
 }

@@ -152,6 +152,28 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn count_keys(&self) -> Result<u64, StoreError>;
 }
 
+/// What a walk of a store's integrity log found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogVerification {
+    /// Sequence number of the log's first event.
+    pub start_seq: i64,
+    /// Sizes of the signed checkpoints, smallest first.
+    pub checkpoint_sizes: Vec<u64>,
+    /// What verified, and the first problem.
+    pub report: evident_integrity::verify::Report,
+}
+
+/// A store whose committed events form a signed, verifiable log.
+pub trait IntegrityLog: Send + Sync + 'static {
+    /// Walks the log against its signed checkpoints with the public key `public`,
+    /// calling `progress(done, total)` now and then. Blocking: run it off async workers.
+    fn verify_log(
+        &self,
+        public: &[u8; 32],
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<LogVerification, StoreError>;
+}
+
 /// Whether a journaled event's facility is within `scope`.
 pub(crate) fn in_scope(bytes: &[u8], scope: &Scope) -> bool {
     let Some(facilities) = scope else { return true };

@@ -35,6 +35,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } = open_store(&args, &config).await?;
     ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
     let signer = Arc::new(crate::verify::load_or_create_key(&args.data_dir)?);
+    let integrity_log = embedded
+        .clone()
+        .map(|store| store as Arc<dyn evident_store::IntegrityLog>);
     let checkpoints = embedded.map(|store| {
         sign_checkpoints(
             store,
@@ -62,6 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.metrics_require_key = config.metrics_require_key;
     state.findings = Some(findings);
     state.integrity_key = Some(signer.public_key());
+    state.integrity_log = integrity_log;
     state.rules = Some(evident_api::routes::rules::RulesState { library, detection });
     state.inflight =
         evident_api::inflight::InflightBudget::new(args.max_inflight_mb.max(1) * 1024 * 1024);

@@ -7,10 +7,9 @@
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use evident_integrity::Hash;
-use evident_integrity::verify::{Problem, Verifier};
+use evident_integrity::verify::Problem;
 use evident_integrity::{Signer, key_id};
-use evident_store::SqliteStore;
+use evident_store::{IntegrityLog, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,9 +18,6 @@ use std::process::ExitCode;
 
 /// File in the data directory holding the checkpoint signing key (base64 of its secret).
 pub const KEY_FILE: &str = "integrity.key";
-
-/// Events handed from the reading thread to the verifying one at a time.
-const BATCH: usize = 4096;
 
 /// Arguments of `evident verify`.
 #[derive(Debug, clap::Args)]
@@ -106,57 +102,21 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let store = SqliteStore::open_shared(&args.data_dir).context("cannot open the store")?;
     let progress = ProgressBar::hidden();
-    // Two threads: this one reads the store; the other hashes each event's bytes,
-    // rebuilds the tree and checks it against the checkpoints.
-    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(i64, Vec<u8>, Hash)>>(8);
-    let mut builder: Option<std::thread::JoinHandle<Verifier>> = None;
-    let mut batch = Vec::with_capacity(BATCH);
-    let (start_seq, sizes) = store.walk_log(
-        |start, checkpoints, events| {
-            if events > 100_000 {
-                progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            progress.set_length(events);
-            progress.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
-            let mut verifier = Verifier::new(start, checkpoints, &public);
-            builder = Some(std::thread::spawn(move || {
-                for rows in receive {
-                    for (seq, body, recorded) in rows {
-                        verifier.push(seq, &body, &recorded);
-                    }
-                    if verifier.failed() {
-                        break;
-                    }
-                }
-                verifier
-            }));
-            (start, sizes)
-        },
-        |_, seq, body, leaf| {
-            batch.push((seq, body.to_vec(), *leaf));
-            if batch.len() == BATCH {
-                progress.inc(BATCH as u64);
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                // The builder stops taking batches once it found a problem.
-                return send.send(full).is_ok();
-            }
-            true
-        },
-    )?;
-    if !batch.is_empty() {
-        send.send(batch).ok();
-    }
-    drop(send);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let shown = std::sync::atomic::AtomicBool::new(false);
+    let walked = store.verify_log(&public, &|done, total| {
+        if total > 100_000 && !shown.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        progress.set_length(total);
+        progress.set_position(done);
+    })?;
     progress.finish_and_clear();
-    let verifier = builder
-        .context("the store has no integrity log")?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the verifying thread failed"))?;
-    let report = verifier.finish();
+    let (start_seq, sizes) = (walked.start_seq, walked.checkpoint_sizes);
+    let report = walked.report;
     match &report.problem {
         None => {
             println!(

@@ -3,8 +3,13 @@
 
 use super::SqliteStore;
 use crate::error::StoreError;
+use crate::{IntegrityLog, LogVerification};
+use evident_integrity::verify::Verifier;
 use evident_integrity::{Checkpoint, Hash, Signed, Signer};
 use rusqlite::{Connection, OptionalExtension, params};
+
+/// Events handed from the reading thread to the verifying one at a time.
+const BATCH: usize = 4096;
 
 /// Bytes of the database the log walk maps into memory at most.
 const WALK_MMAP_BYTES: i64 = 2 << 30;
@@ -139,4 +144,62 @@ fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {
         });
     }
     Ok(out)
+}
+
+impl IntegrityLog for SqliteStore {
+    fn verify_log(
+        &self,
+        public: &[u8; 32],
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<LogVerification, StoreError> {
+        // Two threads: this one reads the store; the other hashes each event's bytes,
+        // rebuilds the tree and checks it against the checkpoints.
+        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(i64, Vec<u8>, Hash)>>(8);
+        let mut builder: Option<std::thread::JoinHandle<Verifier>> = None;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut done = 0u64;
+        let (start_seq, sizes, total) = self.walk_log(
+            |start, checkpoints, events| {
+                let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
+                let mut verifier = Verifier::new(start, checkpoints, public);
+                builder = Some(std::thread::spawn(move || {
+                    for rows in receive {
+                        for (seq, body, recorded) in rows {
+                            verifier.push(seq, &body, &recorded);
+                        }
+                        if verifier.failed() {
+                            break;
+                        }
+                    }
+                    verifier
+                }));
+                (start, sizes, events)
+            },
+            |(_, _, total), seq, body, leaf| {
+                batch.push((seq, body.to_vec(), *leaf));
+                if batch.len() == BATCH {
+                    done += BATCH as u64;
+                    progress(done, *total);
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // The verifying thread stops taking batches once it found a problem.
+                    return send.send(full).is_ok();
+                }
+                true
+            },
+        )?;
+        if !batch.is_empty() {
+            send.send(batch).ok();
+        }
+        drop(send);
+        progress(total, total);
+        let verifier = builder
+            .ok_or_else(|| StoreError::Database("the store has no integrity log".into()))?
+            .join()
+            .map_err(|_| StoreError::Task("the verifying thread failed".into()))?;
+        Ok(LogVerification {
+            start_seq,
+            checkpoint_sizes: sizes,
+            report: verifier.finish(),
+        })
+    }
 }

@@ -48,6 +48,17 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
         .collect();
     let (status, body) = server.post_json(&Value::Array(events)).await;
     assert_eq!(status, 202, "{body}");
+    // The service checks its own log on request (admin keys only).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let walked = server.get_ok("/api/v1/integrity/verify").await;
+    assert_eq!(walked["ok"], true, "{walked}");
+    assert!(
+        walked["verified_events"].as_u64().unwrap() >= 30,
+        "{walked}"
+    );
+    let reader = server.create_key("read");
+    let (status, _) = server.get(Some(&reader), "/api/v1/integrity/verify").await;
+    assert_eq!(status, 403);
     assert!(server.terminate().success());
     let (code, out) = verify(dir.path(), &public);
     assert_eq!(code, 0, "{out}");

@@ -58,6 +58,14 @@ pub enum Problem {
         /// The size that does not grow.
         size: u64,
     },
+    /// The log no longer matches what an earlier verification saw (its witness): rolled
+    /// back, truncated, or rewritten and re-signed.
+    WitnessMismatch {
+        /// Events the earlier verification covered.
+        size: u64,
+        /// Events the log holds now, when fewer.
+        now: Option<u64>,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -87,6 +95,17 @@ impl std::fmt::Display for Problem {
                     "the checkpoint at {size} events does not follow the one before"
                 )
             }
+            Problem::WitnessMismatch {
+                size,
+                now: Some(now),
+            } => write!(
+                f,
+                "the log was rolled back: an earlier verification saw {size} events, it now holds {now}"
+            ),
+            Problem::WitnessMismatch { size, now: None } => write!(
+                f,
+                "the first {size} events are not those an earlier verification saw (rewritten and re-signed)"
+            ),
         }
     }
 }
@@ -102,6 +121,8 @@ pub struct Report {
     pub unverified_tail: u64,
     /// The first problem, if any (the walk stops there).
     pub problem: Option<Problem>,
+    /// Size and head of the verified part: what the next walk's witness should be.
+    pub verified_head: (u64, Hash),
 }
 
 /// Walks a log: feed it every stored event in sequence order, then [`Verifier::finish`].
@@ -114,6 +135,10 @@ pub struct Verifier {
     checkpoints: usize,
     verified: u64,
     problem: Option<Problem>,
+    /// Size and head an earlier verification saw.
+    witness: Option<(u64, Hash)>,
+    /// Size and head at the last checkpoint that matched.
+    verified_head: (u64, Hash),
 }
 
 impl Verifier {
@@ -149,7 +174,17 @@ impl Verifier {
             checkpoints: 0,
             verified: 0,
             problem,
+            witness: None,
+            verified_head: (0, crate::merkle::empty_root()),
         }
+    }
+
+    /// Also checks the log against what an earlier verification saw: `size` events with
+    /// head `root` (kept outside the store, so a rollback of both the log and its
+    /// checkpoints is caught).
+    pub fn with_witness(mut self, size: u64, root: Hash) -> Self {
+        self.witness = (size > 0).then_some((size, root));
+        self
     }
 
     /// Whether the walk has stopped at a problem.
@@ -186,6 +221,13 @@ impl Verifier {
         }
         self.frontier.push(*computed);
         self.next_seq += 1;
+        if let Some((size, root)) = self.witness
+            && self.frontier.size() == size
+            && self.frontier.root() != root
+        {
+            self.problem = Some(Problem::WitnessMismatch { size, now: None });
+            return;
+        }
         self.check_heads();
     }
 
@@ -206,9 +248,15 @@ impl Verifier {
                 return;
             }
             self.verified = size;
+            self.verified_head = (size, next.checkpoint.root);
             self.checkpoints += 1;
             self.ahead.pop_front();
         }
+    }
+
+    /// The size and head of what was walked, to keep as the next walk's witness.
+    pub fn head(&self) -> (u64, Hash) {
+        (self.frontier.size(), self.frontier.root())
     }
 
     /// Ends the walk.
@@ -217,7 +265,17 @@ impl Verifier {
             // A checkpoint beyond the last stored event: the log was cut short.
             self.problem = Some(Problem::Missing { seq: self.next_seq });
         }
+        if self.problem.is_none()
+            && let Some((size, _)) = self.witness
+            && self.frontier.size() < size
+        {
+            self.problem = Some(Problem::WitnessMismatch {
+                size,
+                now: Some(self.frontier.size()),
+            });
+        }
         Report {
+            verified_head: self.verified_head,
             verified: self.verified,
             checkpoints: self.checkpoints,
             unverified_tail: self.frontier.size() - self.verified.min(self.frontier.size()),
@@ -368,6 +426,60 @@ mod tests {
         let r = walk(&l);
         assert_eq!(r.problem, None);
         assert_eq!((r.verified, r.unverified_tail), (90, 10));
+    }
+
+    #[test]
+    fn a_witness_catches_a_rollback_and_a_re_signed_rewrite() {
+        let base = log(100, 10);
+        let first = walk(&base);
+        let (size, root) = first.verified_head;
+        assert_eq!(size, 100);
+        let walk_with = |l: &Log| {
+            let mut v = Verifier::new(1, l.checkpoints.clone(), &l.public).with_witness(size, root);
+            for (seq, body, leaf) in &l.rows {
+                v.push(*seq, body, leaf);
+            }
+            v.finish()
+        };
+        assert_eq!(walk_with(&base).problem, None);
+        // Events and checkpoints rolled back together to 60: consistent on their own.
+        let mut l = log_clone(&base);
+        l.rows.truncate(60);
+        l.checkpoints.truncate(6);
+        assert_eq!(
+            walk(&l).problem,
+            None,
+            "without a witness a rollback looks clean"
+        );
+        assert_eq!(
+            walk_with(&l).problem,
+            Some(Problem::WitnessMismatch {
+                size: 100,
+                now: Some(60)
+            })
+        );
+        // Rewritten and re-signed (the key stolen): the witness's head differs.
+        let thief = log(100, 10);
+        let mut l = log_clone(&thief);
+        l.public = thief.public;
+        let r = {
+            let mut v = Verifier::new(1, l.checkpoints.clone(), &l.public).with_witness(size, root);
+            for (i, (seq, _, _)) in base.rows.iter().enumerate() {
+                let body = format!("{{\"other\":{i}}}").into_bytes();
+                v.push(*seq, &body, &leaf_hash(&body));
+            }
+            v.finish()
+        };
+        assert!(
+            matches!(
+                r.problem,
+                Some(Problem::WitnessMismatch {
+                    size: 100,
+                    now: None
+                }) | Some(Problem::HeadMismatch { .. })
+            ),
+            "{r:?}"
+        );
     }
 
     fn log_clone(l: &Log) -> Log {

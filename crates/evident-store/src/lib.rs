@@ -165,11 +165,13 @@ pub struct LogVerification {
 
 /// A store whose committed events form a signed, verifiable log.
 pub trait IntegrityLog: Send + Sync + 'static {
-    /// Walks the log against its signed checkpoints with the public key `public`,
-    /// calling `progress(done, total)` now and then. Blocking: run it off async workers.
+    /// Walks the log against its signed checkpoints with the public key `public`, and
+    /// against `witness` (size and head an earlier walk verified) if given, calling
+    /// `progress(done, total)` now and then. Blocking: run it off async workers.
     fn verify_log(
         &self,
         public: &[u8; 32],
+        witness: Option<(u64, evident_integrity::Hash)>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<LogVerification, StoreError>;
 }

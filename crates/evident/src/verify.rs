@@ -31,6 +31,51 @@ pub struct VerifyArgs {
     /// does not trust the directory.
     #[arg(long)]
     pub public_key: Option<String>,
+    /// Where to keep the size and head this verification saw, so the next one catches a
+    /// rollback of the log together with its checkpoints. Default: a file per key under
+    /// $XDG_STATE_HOME/evident (or ~/.local/state/evident), outside the data directory.
+    #[arg(long)]
+    pub witness: Option<PathBuf>,
+    /// Keep no witness.
+    #[arg(long, conflicts_with = "witness")]
+    pub no_witness: bool,
+}
+
+/// The default witness file for the key `id`.
+fn default_witness(id: &str) -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("evident").join(format!("witness-{id}")))
+}
+
+/// Reads a witness file: the size, then the head in base64.
+fn read_witness(path: &Path) -> anyhow::Result<Option<(u64, evident_integrity::Hash)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut lines = text.lines();
+    let size = lines.next().and_then(|l| l.trim().parse().ok());
+    let root = lines
+        .next()
+        .and_then(|l| STANDARD.decode(l.trim()).ok())
+        .and_then(|b| b.try_into().ok());
+    match (size, root) {
+        (Some(size), Some(root)) => Ok(Some((size, root))),
+        _ => anyhow::bail!("{} is not a witness file", path.display()),
+    }
+}
+
+fn write_witness(path: &Path, (size, root): (u64, evident_integrity::Hash)) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{size}\n{}\n", STANDARD.encode(root)))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// The signing key in `data_dir`, created (0600) if there is none.
@@ -107,7 +152,18 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let shown = std::sync::atomic::AtomicBool::new(false);
-    let walked = store.verify_log(&public, &|done, total| {
+    let witness_path = if args.no_witness {
+        None
+    } else {
+        args.witness
+            .clone()
+            .or_else(|| default_witness(&key_id(&public)))
+    };
+    let witness = match &witness_path {
+        Some(path) => read_witness(path)?,
+        None => None,
+    };
+    let walked = store.verify_log(&public, witness, &|done, total| {
         if total > 100_000 && !shown.swap(true, std::sync::atomic::Ordering::Relaxed) {
             progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
@@ -125,6 +181,15 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 report.checkpoints,
                 key_id(&public)
             );
+            if let Some((size, _)) = witness {
+                println!("the log still holds the {size} events the last verification saw");
+            }
+            if let Some(path) = &witness_path
+                && report.verified_head.0 >= witness.map_or(0, |(size, _)| size)
+                && report.verified_head.0 > 0
+            {
+                write_witness(path, report.verified_head)?;
+            }
             if report.unverified_tail > 0 {
                 println!(
                     "{} events after the last checkpoint are unverified (no checkpoint covers them yet)",

@@ -36,7 +36,7 @@ pub async fn verify(
             "this store keeps no signed log yet (the embedded store does)".into(),
         ));
     };
-    let walked = tokio::task::spawn_blocking(move || log.verify_log(&public, &|_, _| {}))
+    let walked = tokio::task::spawn_blocking(move || log.verify_log(&public, None, &|_, _| {}))
         .await
         .map_err(|_| ApiError::Internal)??;
     let report = walked.report;

@@ -150,6 +150,7 @@ impl IntegrityLog for SqliteStore {
     fn verify_log(
         &self,
         public: &[u8; 32],
+        witness: Option<(u64, Hash)>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<LogVerification, StoreError> {
         // Two threads: this one reads the store; the other hashes each event's bytes,
@@ -162,6 +163,9 @@ impl IntegrityLog for SqliteStore {
             |start, checkpoints, events| {
                 let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
                 let mut verifier = Verifier::new(start, checkpoints, public);
+                if let Some((size, root)) = witness {
+                    verifier = verifier.with_witness(size, root);
+                }
                 builder = Some(std::thread::spawn(move || {
                     for rows in receive {
                         for (seq, body, recorded) in rows {

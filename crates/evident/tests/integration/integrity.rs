@@ -8,9 +8,14 @@ use std::process::Command;
 
 /// Runs `evident verify` on `dir` with `public_key`: (exit code, stdout).
 fn verify(dir: &Path, public_key: &str) -> (i32, String) {
+    verify_with(dir, public_key, &["--no-witness"])
+}
+
+fn verify_with(dir: &Path, public_key: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)
         .args(["verify", "--public-key", public_key, "--data-dir"])
         .arg(dir)
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -134,4 +139,55 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
     assert_ne!(code, 0, "{out}");
     let (code, out) = verify(dir.path(), "not base64!");
     assert_eq!(code, 2, "{out}");
+}
+
+#[tokio::test]
+async fn a_witness_catches_a_rollback_of_events_and_checkpoints_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
+    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let batch = |from: usize| {
+        Value::Array(
+            (from..from + 20)
+                .map(|i| json!({"type": "config.change", "data": {"n": i}}))
+                .collect(),
+        )
+    };
+    assert_eq!(server.post_json(&batch(0)).await.0, 202);
+    // Wait for a checkpoint of the first batch alone.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(server.post_json(&batch(20)).await.0, 202);
+    assert!(server.terminate().success());
+    let witness = dir.path().join("outside").join("witness");
+    let with_witness = ["--witness", witness.to_str().unwrap()];
+    let (code, out) = verify_with(dir.path(), &public, &with_witness);
+    assert_eq!(code, 0, "{out}");
+    assert!(witness.try_exists().unwrap(), "{out}");
+
+    // Roll the store back to its first checkpoint: events and checkpoints after it go.
+    let t = copy(dir.path());
+    let conn = rusqlite::Connection::open(t.path().join("evident.db")).unwrap();
+    let (first_size, start): (i64, i64) = conn
+        .query_row(
+            "SELECT MIN(size), (SELECT start_seq FROM integrity_log) FROM checkpoints",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM checkpoints WHERE size > ?1", [first_size])
+        .unwrap();
+    conn.execute("DELETE FROM events WHERE seq >= ?1", [start + first_size])
+        .unwrap();
+    drop(conn);
+    let (code, out) = verify(t.path(), &public);
+    assert_eq!(
+        code, 0,
+        "on its own the rolled-back store is consistent: {out}"
+    );
+    let (code, out) = verify_with(t.path(), &public, &with_witness);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rolled back"), "{out}");
 }

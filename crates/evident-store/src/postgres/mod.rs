@@ -277,13 +277,15 @@ impl EventStore for PgStore {
 
     async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
         let client = self.client().await?;
+        // The journal first: an event leaves it only once it is in the store, so looking
+        // there second could miss one moving between the two looks.
+        let journaled = client
+            .query_opt("SELECT body FROM critical_journal WHERE id = $1", &[&id])
+            .await?;
         if let Some(found) = read::get(&client, id, &scope).await? {
             return Ok(Some(found));
         }
         // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
-        let journaled = client
-            .query_opt("SELECT body FROM critical_journal WHERE id = $1", &[&id])
-            .await?;
         Ok(journaled
             .map(|r| r.get::<_, String>(0).into_bytes())
             .filter(|bytes| crate::in_scope(bytes, &scope))

@@ -254,18 +254,20 @@ impl EventStore for SqliteStore {
 
     async fn get(&self, id: uuid::Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
         let inner = self.inner.clone();
-        self.with_reader(move |c| match read::get(c, id, &scope)? {
-            Some(found) => Ok(Some(found)),
-            // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
-            None => {
-                let journaled = inner
-                    .journal
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(id)?;
-                Ok(journaled
+        self.with_reader(move |c| {
+            // The journal first: an event leaves it only once it is in the store, so
+            // looking there second could miss one moving between the two looks.
+            let journaled = inner
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(id)?;
+            match read::get(c, id, &scope)? {
+                Some(found) => Ok(Some(found)),
+                // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
+                None => Ok(journaled
                     .filter(|bytes| crate::in_scope(bytes, &scope))
-                    .map(|bytes| StoredEvent { seq: 0, bytes }))
+                    .map(|bytes| StoredEvent { seq: 0, bytes })),
             }
         })
         .await

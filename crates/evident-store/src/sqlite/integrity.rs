@@ -86,20 +86,26 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         let mut walker = start(start_seq, checkpoints(&conn)?, events.max(0) as u64);
-        let mut stmt =
-            conn.prepare("SELECT seq, body, leaf FROM events WHERE seq >= ?1 ORDER BY seq")?;
+        let mut stmt = conn.prepare(
+            "SELECT seq, body, leaf, id, type, time FROM events WHERE seq >= ?1 ORDER BY seq",
+        )?;
         let mut rows = stmt.query([start_seq])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             // Read in place: no copy, no text check (the hash covers the bytes as stored).
             // A value of another type is no stored event: it hashes as nothing and fails.
             let body = row.get_ref(1)?.as_bytes().unwrap_or_default();
-            let leaf: Hash = row
+            let mut leaf: Hash = row
                 .get_ref(2)?
                 .as_bytes()
                 .ok()
                 .and_then(|l| l.try_into().ok())
                 .unwrap_or([0; 32]);
+            // Queries filter on copies of the body's fields: a copy that disagrees with
+            // the bytes is tampering too, reported as the event altered.
+            if !columns_agree(row, body) {
+                leaf = [0; 32];
+            }
             if !visit(&mut walker, seq, body, &leaf) {
                 break;
             }
@@ -111,6 +117,40 @@ impl SqliteStore {
     pub async fn checkpoints(&self) -> Result<Vec<Signed>, StoreError> {
         self.with_reader(checkpoints).await
     }
+}
+
+/// Whether the row's `id`, `type` and `time` columns say what its body says.
+fn columns_agree(row: &rusqlite::Row<'_>, body: &[u8]) -> bool {
+    let id = row
+        .get_ref(3)
+        .ok()
+        .and_then(|v| v.as_bytes().ok())
+        .and_then(|b| uuid::Uuid::from_slice(b).ok());
+    let kind = row.get_ref(4).ok().and_then(|v| v.as_str().ok());
+    let time = row
+        .get_ref(5)
+        .ok()
+        .and_then(|v| v.as_i64().ok())
+        .and_then(evident_model::from_unix_micros)
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    let (Some(id), Some(kind), Some(time)) = (id, kind, time) else {
+        return false;
+    };
+    // The canonical encoding opens with id, time, received_at and type, in that order.
+    let head = format!(
+        "{{\"id\":\"{}\",\"time\":\"{time}\",\"received_at\":\"",
+        id.hyphenated()
+    );
+    let Some(rest) = body.strip_prefix(head.as_bytes()) else {
+        return false;
+    };
+    let Some(end) = rest.iter().position(|&b| b == b'"') else {
+        return false;
+    };
+    rest[end..].starts_with(format!("\",\"type\":\"{kind}\"").as_bytes())
 }
 
 fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {

@@ -93,6 +93,21 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("event {first} was altered")), "{out}");
 
+    // A query column changed behind the body's back: type, then time.
+    for change in [
+        format!("UPDATE events SET type = 'user.logout' WHERE seq = {first}"),
+        format!("UPDATE events SET time = time + 1 WHERE seq = {first}"),
+    ] {
+        let t = copy(dir.path());
+        sql(t.path(), &change);
+        let (code, out) = verify(t.path(), &public);
+        assert_eq!(code, 1, "{change}: {out}");
+        assert!(
+            out.contains(&format!("event {first} was altered")),
+            "{change}: {out}"
+        );
+    }
+
     // A deleted row.
     let t = copy(dir.path());
     sql(t.path(), &format!("DELETE FROM events WHERE seq = {first}"));
@@ -112,9 +127,14 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
 
     // Body and recorded leaf rewritten together: the checkpoint range is named.
     let t = copy(dir.path());
-    let forged = r#"{"forged":true}"#;
-    let leaf = evident_integrity::merkle::leaf_hash(forged.as_bytes());
     let conn = rusqlite::Connection::open(t.path().join("evident.db")).unwrap();
+    let original: String = conn
+        .query_row("SELECT body FROM events WHERE seq = ?1", [first], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let forged = original.replace("user5", "userX");
+    let leaf = evident_integrity::merkle::leaf_hash(forged.as_bytes());
     conn.execute(
         "UPDATE events SET body = ?1, leaf = ?2 WHERE seq = ?3",
         rusqlite::params![forged, leaf.as_slice(), first],

@@ -303,7 +303,7 @@ async fn ensure_admin_key(store: &dyn KeyStore, data_dir: &Path) -> anyhow::Resu
 }
 
 /// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a part.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)

@@ -72,9 +72,9 @@ fn write_witness(path: &Path, (size, root): (u64, evident_integrity::Hash)) -> a
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{size}\n{}\n", STANDARD.encode(root)))?;
-    std::fs::rename(&tmp, path)?;
+    let text = format!("{size}\n{}\n", STANDARD.encode(root));
+    crate::serve::write_atomically(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

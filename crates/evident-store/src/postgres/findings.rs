@@ -452,8 +452,9 @@ fn finding(r: &Row) -> Result<(i64, Finding), StoreError> {
 }
 
 /// `s` with NUL, which PostgreSQL text cannot hold, replaced by U+FFFD.
+/// `s` with NUL replaced (PostgreSQL text cannot hold it), as the event writer does.
 fn clean(s: &str) -> String {
-    s.replace('\0', "\u{fffd}")
+    super::write::strip_nul(s).into_owned()
 }
 
 fn bad_row(e: impl std::fmt::Display) -> StoreError {

@@ -144,7 +144,7 @@ pub(crate) async fn insert(
 
 /// PostgreSQL text cannot hold NUL. The filter columns get U+FFFD in its place; the
 /// canonical `body` (where NUL is escaped as `\u0000`) keeps the event exactly.
-fn strip_nul(s: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn strip_nul(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains('\0') {
         s.replace('\0', "\u{fffd}").into()
     } else {

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod error;
 pub mod inflight;
 pub mod params;
+pub mod privacy;
 pub mod routes;
 pub mod state;
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
             inflight::limit,
         ))
         .route("/api/v1/events/{id}", get(routes::events::get))
+        .route("/api/v1/events/{id}/proof", get(routes::integrity::proof))
         .route("/api/v1/findings", get(routes::findings::list))
         .route(
             "/api/v1/findings/{id}",
@@ -61,6 +63,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/integrity/key", get(routes::integrity::key))
         .route("/api/v1/integrity/verify", get(routes::integrity::verify))
+        .route(
+            "/api/v1/privacy/erasure",
+            axum::routing::post(routes::privacy::erase),
+        )
+        .route(
+            "/api/v1/privacy/subjects/{id}",
+            get(routes::privacy::subject),
+        )
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))
         .route("/api/v1/dead-letters", get(routes::dead_letters::list))

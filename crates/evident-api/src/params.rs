@@ -58,6 +58,7 @@ pub fn event_query(raw: Option<&str>, now: OffsetDateTime) -> Result<EventQuery,
                 })?)
             }
             "user_id" => q.user_id = Some(text(&key, v)?),
+            "source_ip" if v.starts_with("ps_") => q.source_ip = Some(v.to_owned()),
             "source_ip" => {
                 q.source_ip = Some(
                     v.trim()

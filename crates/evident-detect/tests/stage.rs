@@ -37,6 +37,7 @@ fn failure(user: &str, second: i64) -> EncodedEvent {
         context: Default::default(),
         tags: vec![],
         compliance: vec![],
+        sealed: None,
     })
 }
 

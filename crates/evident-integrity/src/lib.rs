@@ -8,6 +8,7 @@
 //! - [`frontier`]: a growing tree's compact frontier: append and head in O(log n).
 //! - [`verify`]: walking a stored log against its signed checkpoints, naming the first
 //!   event altered, missing or out of order, or the checkpoint range affected.
+//! - [`proof`]: one event's inclusion proof as a portable JSON document.
 //! - [`merkle`]: RFC 6962 (Certificate Transparency) Merkle trees: leaf and node hashing
 //!   with domain separation, tree heads, inclusion proofs (this event is in the log the
 //!   signed checkpoint covers) and consistency proofs (this log extends that one), and
@@ -19,8 +20,10 @@
 pub mod checkpoint;
 pub mod frontier;
 pub mod merkle;
+pub mod proof;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, Signed, Signer, key_id};
 pub use frontier::Frontier;
 pub use merkle::{Hash, ProofError};
+pub use proof::{EventProof, ProofCheckError};

@@ -64,6 +64,7 @@ mod tests {
             context: Default::default(),
             tags: vec![],
             compliance: vec![],
+            sealed: None,
         }
     }
 

@@ -4,6 +4,7 @@ use crate::level::{Priority, Severity};
 use crate::taxonomy::{Category, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -89,6 +90,27 @@ pub struct Event {
     /// Framework controls this event evidences (derived from the category, plus any sent).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compliance: Vec<String>,
+    /// The personal fields' values, encrypted under the subject's key; the fields
+    /// themselves then hold pseudonyms. Absent when nothing personal was sent or personal
+    /// data protection is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
+}
+
+/// An event's personal fields, encrypted at rest under a key of the person they are
+/// about (the subject); destroying that key makes them unreadable everywhere at once,
+/// while the event's bytes, and so the integrity log, stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The subject's key id: the subject's pseudonym.
+    pub key: String,
+    /// Field path (`actor.user_id`, `data.email`, ...) → base64 of nonce, ciphertext and tag.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+    /// Set only in answers, never stored: the subject's key was erased, so the fields can
+    /// no longer be read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
 }
 
 /// Microseconds since the Unix epoch; the integer form stores index and compare.

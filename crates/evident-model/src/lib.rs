@@ -15,6 +15,6 @@ pub mod level;
 pub mod taxonomy;
 
 pub use encode::{EncodedEvent, canonical_bytes};
-pub use event::{Actor, Event, from_unix_micros, to_stored_precision, unix_micros};
+pub use event::{Actor, Event, Sealed, from_unix_micros, to_stored_precision, unix_micros};
 pub use level::{Priority, Severity, UnknownLevel};
 pub use taxonomy::{Category, MAX_TYPE_LEN, Outcome, default_severity, is_type_name};

@@ -15,6 +15,7 @@
 //!
 //! - [`committed`]: the committed stream's hub, which the stages after the commit
 //!   (detection, live streaming) follow.
+//! - [`system`]: events the service raises about itself (store failures, erasures).
 
 mod commit;
 pub mod committed;
@@ -25,7 +26,7 @@ pub mod pipeline;
 mod queues;
 pub mod request;
 pub mod stats;
-mod system;
+pub mod system;
 mod windows;
 
 pub use committed::{Commits, Head};

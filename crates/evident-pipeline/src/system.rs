@@ -37,6 +37,7 @@ pub(crate) fn service_event(
         context: Default::default(),
         tags: vec![],
         compliance: vec![],
+        sealed: None,
     }
 }
 
@@ -58,5 +59,23 @@ pub(crate) fn store_unwritable(error: &StoreError) -> EncodedEvent {
     );
     event.outcome = Outcome::Failure;
     event.compliance = vec!["iec62443:sr2.9".into(), "iec62443:sr2.10".into()];
+    EncodedEvent::new(event)
+}
+
+/// A subject's personal data was erased (GDPR art. 17): the audit record of the erasure.
+/// It names the subject only by pseudonym (`data.subject`), never in the clear, and the
+/// API key that asked for it (`data.by_key`).
+pub fn erasure_recorded(subject: &str, had_key: bool, by_key: i64) -> EncodedEvent {
+    let data = json!({"subject": subject, "key_destroyed": had_key, "by_key": by_key});
+    let mut event = service_event(
+        "privacy.subject.erased",
+        Severity::Medium,
+        Priority::High,
+        data,
+        OffsetDateTime::now_utc(),
+    );
+    event.category = Category::Data;
+    event.outcome = Outcome::Success;
+    event.compliance = vec!["gdpr:art17".into(), "gdpr:art30".into()];
     EncodedEvent::new(event)
 }

@@ -55,6 +55,8 @@ pub struct ApiKey {
     pub role: Role,
     /// Facilities it may see; `None` is all.
     pub facilities: Option<Vec<String>>,
+    /// Whether it may read personal data in the clear (always true for admin keys).
+    pub personal: bool,
 }
 
 /// Prefix of every key secret, so leaked keys are easy to search for.

@@ -138,11 +138,26 @@ pub trait EventStore: Send + Sync + 'static {
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     /// Stores a new key with `role` and returns its secret (shown once, never stored).
+    /// Admin keys may read personal data in the clear; other keys see pseudonyms.
     async fn create_key(
         &self,
         role: Role,
         facilities: Option<Vec<String>>,
         label: Option<String>,
+    ) -> Result<String, StoreError> {
+        let personal = role == Role::Admin;
+        self.create_key_with(role, facilities, label, personal)
+            .await
+    }
+
+    /// [`KeyStore::create_key`], saying whether the key may read personal data in the
+    /// clear (admin keys always may).
+    async fn create_key_with(
+        &self,
+        role: Role,
+        facilities: Option<Vec<String>>,
+        label: Option<String>,
+        personal: bool,
     ) -> Result<String, StoreError>;
 
     /// The live key whose secret is `secret`.
@@ -174,6 +189,23 @@ pub trait IntegrityLog: Send + Sync + 'static {
         witness: Option<(u64, evident_integrity::Hash)>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<LogVerification, StoreError>;
+
+    /// An inclusion proof for the event `id` against the newest signed checkpoint, or why
+    /// there is none; `None` when no such event is stored. Blocking: run it off async
+    /// workers.
+    fn prove(&self, id: uuid::Uuid) -> Result<Option<Proved>, StoreError>;
+}
+
+/// What [`IntegrityLog::prove`] found for an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proved {
+    /// The proof, checkable with the public key alone.
+    Proof(Box<evident_integrity::EventProof>),
+    /// The event (at this sequence number) came after the newest signed checkpoint; the
+    /// next checkpoint will cover it.
+    NotYetSigned(i64),
+    /// The event (at this sequence number) was stored before the log began.
+    OutsideLog(i64),
 }
 
 /// Whether a journaled event's facility is within `scope`.

@@ -49,6 +49,7 @@ pub fn event(event_type: &str, minutes: i64, severity: Severity) -> EncodedEvent
         context: Default::default(),
         tags: vec![],
         compliance: vec![],
+        sealed: None,
     })
 }
 

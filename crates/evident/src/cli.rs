@@ -48,6 +48,9 @@ pub enum Command {
     /// Check the embedded store against its signed checkpoints; name the first event
     /// altered, removed, inserted or reordered (exit 1), or say what verified (exit 0).
     Verify(crate::verify::VerifyArgs),
+    /// Check an event's inclusion proof (from GET /api/v1/events/{id}/proof) offline,
+    /// with the service's public key alone (exit 0 holds, 1 does not).
+    VerifyProof(crate::verify_proof::VerifyProofArgs),
     /// Measure the seeds' PostgreSQL table loaded by COPY, batched and single INSERTs.
     BenchPgBaselines(crate::bench::peers::PeersArgs),
 }
@@ -91,6 +94,30 @@ pub struct ServeArgs {
     /// default pack (the repository's rules/evident/).
     #[arg(long, env = "EVIDENT_RULES")]
     pub rules: Option<PathBuf>,
+    /// Personal fields, comma-separated: encrypted at rest under a key per subject and
+    /// replaced by pseudonyms (actor.user_id, actor.ip, actor.user_agent,
+    /// actor.session_id, data.<path>). `none` turns personal data protection off.
+    #[arg(
+        long,
+        env = "EVIDENT_PERSONAL_FIELDS",
+        value_delimiter = ',',
+        default_value = "actor.user_id,actor.ip,actor.user_agent"
+    )]
+    pub personal_fields: Vec<String>,
+    /// File holding the master key that wraps the subjects' keys (32 bytes, base64);
+    /// created on first start. Default: DATA_DIR/master.key.
+    #[arg(long, env = "EVIDENT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (base64), in place of the file; set it in the environment,
+    /// not on the command line, where other users can read it. Takes precedence over
+    /// --master-key-file.
+    #[arg(long, env = "EVIDENT_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// The subjects' key store (a SQLite file). Default: DATA_DIR/subject-keys.db. Back
+    /// it up apart from the events, with short retention: an erasure reaches a backup of
+    /// the events at once, a backup of the key store only when it expires.
+    #[arg(long, env = "EVIDENT_SUBJECT_KEYS")]
+    pub subject_keys: Option<PathBuf>,
 }
 
 /// `evident keys`.
@@ -120,6 +147,10 @@ pub enum KeysCommand {
         /// A note on who or what holds the key.
         #[arg(long)]
         label: Option<String>,
+        /// Let the key read personal data in the clear (admin keys always may; other
+        /// keys see pseudonyms).
+        #[arg(long)]
+        personal: bool,
     },
 }
 

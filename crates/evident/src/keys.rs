@@ -14,6 +14,7 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             role,
             facilities,
             label,
+            personal,
         } => {
             let store: Box<dyn KeyStore> = match database_url {
                 Some(url) => Box::new(
@@ -31,9 +32,18 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 RoleArg::Admin => Role::Admin,
             };
             let facilities = (!facilities.is_empty()).then_some(facilities);
-            let secret = store.create_key(role, facilities, label).await?;
+            let secret = store
+                .create_key_with(role, facilities, label, personal)
+                .await?;
             println!("{secret}");
-            eprintln!("created a {role} key; store it now, it cannot be shown again");
+            let reads = if personal || role == Role::Admin {
+                "personal data in the clear"
+            } else {
+                "pseudonyms in place of personal data"
+            };
+            eprintln!(
+                "created a {role} key (it reads {reads}); store it now, it cannot be shown again"
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -14,11 +14,13 @@ mod client;
 mod config;
 mod dlq;
 mod keys;
+mod privacy;
 mod query;
 mod rules;
 mod send;
 mod serve;
 mod verify;
+mod verify_proof;
 
 use clap::Parser;
 
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
             Command::Dlq(args) => dlq::run(args).await,
             Command::Rules(args) => Ok(rules::run(args)),
             Command::Verify(args) => verify::run(args),
+            Command::VerifyProof(args) => verify_proof::run(args),
             Command::BenchDetect(args) => bench::detect::run(args),
             Command::BenchFindings(args) => bench::findings::run(args).await,
             Command::Bench(args) => bench::run(args).await,

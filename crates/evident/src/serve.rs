@@ -46,7 +46,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )
     });
     let (library, detector) = open_rules(args.rules.as_deref(), &args.data_dir)?;
+    let privacy = crate::privacy::open(&args)?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
+    if let Some(privacy) = privacy {
+        pipeline.protect_personal_data(privacy);
+    }
     let (detection, detection_task) = evident_detect::stage::start(
         findings.clone(),
         detector,

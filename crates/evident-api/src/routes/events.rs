@@ -3,6 +3,7 @@
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::params;
+use crate::privacy::View;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -10,8 +11,9 @@ use evident_store::StoredEvent;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-/// A stored event as the API shows it: the canonical event plus its commit sequence number.
-pub fn present(stored: &StoredEvent) -> Result<Value, ApiError> {
+/// A stored event as the API shows it to a caller: the canonical event plus its commit
+/// sequence number, its personal fields as the caller's [`View`] allows.
+pub fn present(stored: &StoredEvent, view: &View) -> Result<Value, ApiError> {
     let mut value: Value = serde_json::from_slice(&stored.bytes).map_err(|e| {
         tracing::error!(seq = stored.seq, error = %e, "stored event is not valid JSON");
         ApiError::Internal
@@ -19,6 +21,7 @@ pub fn present(stored: &StoredEvent) -> Result<Value, ApiError> {
     if let Some(map) = value.as_object_mut() {
         map.insert("seq".into(), stored.seq.into());
     }
+    view.show(&mut value);
     Ok(value)
 }
 
@@ -29,13 +32,15 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
+    let view = View::new(state.pipeline.privacy(), &caller);
     let mut query = params::event_query(raw.as_deref(), OffsetDateTime::now_utc())?;
+    view.filters(&mut query)?;
     query.scope = caller.scope();
     let page = state.store.query(query).await?;
     let events = page
         .events
         .iter()
-        .map(present)
+        .map(|e| present(e, &view))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(
         json!({"events": events, "next_cursor": page.next_cursor.map(|c| c.encode())}),
@@ -56,7 +61,8 @@ pub async fn get(
     let Some(stored) = state.store.get(id, caller.scope()).await? else {
         return Err(ApiError::NotFound(format!("no event with id {id}")));
     };
-    let mut event = present(&stored)?;
+    let view = View::new(state.pipeline.privacy(), &caller);
+    let mut event = present(&stored, &view)?;
     if include_findings {
         let findings = crate::routes::findings::store(&state)?
             .findings_for_event(id, caller.scope())

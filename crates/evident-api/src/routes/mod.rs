@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod integrity;
 pub mod metrics;
 pub mod pipeline;
+pub mod privacy;
 pub mod rules;
 pub mod stats;
 

@@ -171,6 +171,7 @@ impl Draft {
             context: self.context,
             tags: self.tags,
             compliance,
+            sealed: None,
         })
     }
 }

@@ -8,12 +8,14 @@ use async_trait::async_trait;
 
 #[async_trait]
 impl KeyStore for PgStore {
-    async fn create_key(
+    async fn create_key_with(
         &self,
         role: Role,
         facilities: Option<Vec<String>>,
         label: Option<String>,
+        personal: bool,
     ) -> Result<String, StoreError> {
+        let personal = personal || role == Role::Admin;
         let secret = new_secret();
         let hash = hash_secret(&secret);
         let facilities = facilities.map(serde_json::Value::from);
@@ -21,8 +23,8 @@ impl KeyStore for PgStore {
         self.client()
             .await?
             .execute(
-                "INSERT INTO api_keys (hash, role, facilities, label, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&hash.as_slice(), &role.as_str(), &facilities, &label, &now],
+                "INSERT INTO api_keys (hash, role, facilities, label, created_at, personal) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&hash.as_slice(), &role.as_str(), &facilities, &label, &now, &personal],
             )
             .await?;
         Ok(secret)
@@ -34,7 +36,7 @@ impl KeyStore for PgStore {
             .client()
             .await?
             .query_opt(
-                "SELECT id, role, facilities FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+                "SELECT id, role, facilities, personal FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
                 &[&hash.as_slice()],
             )
             .await?;
@@ -50,10 +52,12 @@ impl KeyStore for PgStore {
             ),
             None => None,
         };
+        let personal: bool = row.get(3);
         Ok(Some(ApiKey {
             id,
             role,
             facilities,
+            personal: personal || role == Role::Admin,
         }))
     }
 

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_findings.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_personal_keys.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.

@@ -3,9 +3,10 @@
 
 use super::SqliteStore;
 use crate::error::StoreError;
-use crate::{IntegrityLog, LogVerification};
+use crate::{IntegrityLog, LogVerification, Proved};
+use evident_integrity::merkle::inclusion_proof;
 use evident_integrity::verify::Verifier;
-use evident_integrity::{Checkpoint, Hash, Signed, Signer};
+use evident_integrity::{Checkpoint, EventProof, Hash, Signed, Signer};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Events handed from the reading thread to the verifying one at a time.
@@ -72,14 +73,7 @@ impl SqliteStore {
         // The walk reads the table once, in order: mapped, its pages are not copied in
         // one system call each (mapped pages are file cache the system can take back).
         conn.pragma_update(None, "mmap_size", WALK_MMAP_BYTES)?;
-        let start_seq: i64 = conn
-            .query_row(
-                "SELECT start_seq FROM integrity_log WHERE one = 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(1);
+        let start_seq = start_seq(&conn)?;
         let events: i64 = conn.query_row(
             "SELECT COUNT(*) FROM events WHERE seq >= ?1",
             [start_seq],
@@ -186,7 +180,78 @@ fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {
     Ok(out)
 }
 
+/// The log's first sequence number (1 on a store made with the log).
+fn start_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT start_seq FROM integrity_log WHERE one = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(1))
+}
+
+/// The proof for the event stored at `seq` with `body`: its path in the tree of the
+/// newest checkpoint, from the leaf hashes recorded at commit.
+fn prove_in(conn: &Connection, seq: i64, body: Vec<u8>) -> Result<Proved, StoreError> {
+    let start = start_seq(conn)?;
+    if seq < start {
+        return Ok(Proved::OutsideLog(seq));
+    }
+    let index = (seq - start) as u64;
+    let Some(checkpoint) = checkpoints(conn)?.pop() else {
+        return Ok(Proved::NotYetSigned(seq));
+    };
+    if checkpoint.checkpoint.size <= index {
+        return Ok(Proved::NotYetSigned(seq));
+    }
+    let size = checkpoint.checkpoint.size as usize;
+    let mut leaves: Vec<Hash> = Vec::with_capacity(size);
+    let mut stmt =
+        conn.prepare("SELECT leaf FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
+    let mut rows = stmt.query(params![start, start + size as i64])?;
+    while let Some(row) = rows.next()? {
+        let leaf = row
+            .get_ref(0)?
+            .as_bytes()
+            .ok()
+            .and_then(|l| l.try_into().ok());
+        leaves.push(leaf.unwrap_or([0; 32]));
+    }
+    let path = inclusion_proof(&leaves, index as usize)
+        .filter(|_| leaves.len() == size)
+        .ok_or_else(|| {
+            StoreError::Database(format!(
+                "the log holds {} events where its checkpoint signs {size}: run evident verify",
+                leaves.len()
+            ))
+        })?;
+    Ok(Proved::Proof(Box::new(EventProof {
+        event: body,
+        index,
+        checkpoint,
+        path,
+    })))
+}
+
 impl IntegrityLog for SqliteStore {
+    fn prove(&self, id: uuid::Uuid) -> Result<Option<Proved>, StoreError> {
+        let conn = super::schema::open_reader(self.db_path())?;
+        let row: Option<(i64, Vec<u8>)> = conn
+            .query_row(
+                "SELECT seq, body FROM events WHERE id = ?1",
+                [id.as_bytes().as_slice()],
+                |r| {
+                    let body = r.get_ref(1)?.as_bytes().map(<[u8]>::to_vec);
+                    Ok((r.get(0)?, body.unwrap_or_default()))
+                },
+            )
+            .optional()?;
+        row.map(|(seq, body)| prove_in(&conn, seq, body))
+            .transpose()
+    }
+
     fn verify_log(
         &self,
         public: &[u8; 32],

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0009_packed_terms.sql"),
     include_str!("../../migrations/sqlite/0010_findings.sql"),
     include_str!("../../migrations/sqlite/0011_integrity_log.sql"),
+    include_str!("../../migrations/sqlite/0012_personal_keys.sql"),
 ];
 
 /// How long a connection waits for another's lock before failing.

@@ -112,9 +112,15 @@ impl Server {
 
     /// A new key with `role` made by `evident keys create` on the server's directory.
     pub fn create_key(&self, role: &str) -> String {
+        self.create_key_with(role, &[])
+    }
+
+    /// [`Server::create_key`] with extra `keys create` arguments.
+    pub fn create_key_with(&self, role: &str, extra: &[&str]) -> String {
         let out = Command::new(BIN)
             .args(["keys", "create", "--role", role, "--data-dir"])
             .arg(&self.dir)
+            .args(extra)
             .output()
             .unwrap();
         assert!(
@@ -162,10 +168,43 @@ impl Server {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs a JSON value to `path` with the admin key.
+    pub async fn post_to(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// POSTs a JSON value with the admin key.
     pub async fn post_json(&self, body: &Value) -> (StatusCode, Value) {
         self.post(Some(&self.key), Some("application/json"), body.to_string())
             .await
+    }
+
+    /// The pseudonym the server gives `value` in personal fields (from the master key in
+    /// its data directory), as a reader without the personal-data permission sees it.
+    pub fn pseudonym(&self, value: &str) -> String {
+        let master = evident_privacy::MasterKey::load_or_create(&self.dir.join("master.key"))
+            .expect("the server's master key");
+        evident_privacy::Pseudonyms::new(&master).of(value)
+    }
+
+    /// A findings group key `field=value` as the server stores it: personal fields
+    /// (here the actor's user id and address) by pseudonym.
+    pub fn group_key(&self, key: &str) -> String {
+        match key.split_once('=') {
+            Some((field @ ("actor.user_id" | "actor.ip"), value)) => {
+                format!("{field}={}", self.pseudonym(value))
+            }
+            _ => key.to_owned(),
+        }
     }
 
     /// The server process id.

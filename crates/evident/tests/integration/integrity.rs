@@ -49,7 +49,7 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
     assert_eq!(key["algorithm"], "ed25519");
     let public = key["public_key"].as_str().unwrap().to_owned();
     let events: Vec<Value> = (0..30)
-        .map(|i| json!({"type": "user.login", "actor": {"user_id": format!("user{i}")}, "data": {"n": i}}))
+        .map(|i| json!({"type": "user.login", "target": {"resource": format!("user{i}")}, "data": {"n": i}}))
         .collect();
     let (status, body) = server.post_json(&Value::Array(events)).await;
     assert_eq!(status, 202, "{body}");
@@ -210,4 +210,105 @@ async fn a_witness_catches_a_rollback_of_events_and_checkpoints_together() {
     let (code, out) = verify_with(t.path(), &public, &with_witness);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rolled back"), "{out}");
+}
+
+/// Runs `evident verify-proof` on `proof` with `public_key`: (exit code, output).
+fn verify_proof(proof: &Value, public_key: &str) -> (i32, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), proof.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args(["verify-proof", "--public-key", public_key])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn proofs_hold_offline_and_fail_for_a_tampered_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
+    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events: Vec<Value> = (0..25)
+        .map(|i| json!({"type": "station.operation", "facility": if i % 2 == 0 { "plant-1" } else { "plant-2" }, "data": {"n": i}}))
+        .collect();
+    let (status, body) = server.post_json(&Value::Array(events)).await;
+    assert_eq!(status, 202, "{body}");
+    let ids: Vec<String> = body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    let reader = server.create_key_with("read", &["--facility", "plant-1"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let proof = loop {
+        let (status, body) = server
+            .get(Some(&reader), &format!("/api/v1/events/{}/proof", ids[4]))
+            .await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 409, "before the next checkpoint: {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never covered: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(proof["format"], "evident event proof v1", "{proof}");
+    let (code, out) = verify_proof(&proof, &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&ids[4]), "names the event: {out}");
+    // Outside the key's facilities there is no proof (nor event) to be had.
+    let (status, _) = server
+        .get(Some(&reader), &format!("/api/v1/events/{}/proof", ids[5]))
+        .await;
+    assert_eq!(status, 404);
+
+    // Another key, or a changed event, does not hold.
+    let other = evident_integrity::Signer::generate().public_key();
+    let other = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, other);
+    let (code, out) = verify_proof(&proof, &other);
+    assert_eq!(code, 1, "{out}");
+    let mut changed = proof.clone();
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        proof["event"].as_str().unwrap(),
+    )
+    .unwrap();
+    let text = String::from_utf8(bytes)
+        .unwrap()
+        .replace("\"n\":4", "\"n\":5");
+    changed["event"] =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text).into();
+    let (code, out) = verify_proof(&changed, &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not hold"), "{out}");
+
+    // An event altered in the store behind the service's back gets a proof that fails.
+    assert!(server.terminate().success());
+    sql(
+        dir.path(),
+        &format!(
+            "UPDATE events SET body = replace(body, '\"n\":4', '\"n\":40') WHERE id = x'{}'",
+            ids[4].replace('-', "")
+        ),
+    );
+    let server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
+    let (status, tampered) = server
+        .get(
+            Some(&server.key),
+            &format!("/api/v1/events/{}/proof", ids[4]),
+        )
+        .await;
+    assert_eq!(status, 200, "{tampered}");
+    let (code, out) = verify_proof(&tampered, &public);
+    assert_eq!(code, 1, "{out}");
 }

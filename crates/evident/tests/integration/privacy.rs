@@ -1,0 +1,277 @@
+//! Personal data in the running service: sealed at rest, pseudonyms for rules and for
+//! readers without the permission, erasure by destroying the subject's key (with the log
+//! still verifying), and subject export.
+
+use super::common::{BIN, Server};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BRUTE_FORCE: &str = "5d0e8a52-3c1b-4f7e-9a64-2b7c1d9e0a11";
+const USER: &str = "erin.unique-subject-7731";
+const IP: &str = "198.51.100.77";
+const AGENT: &str = "AgentSecretUA/1.0 (erin laptop)";
+
+/// Every file under `dir` (database, its WAL, journal, key store, server log) whose raw
+/// bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(entry.display().to_string());
+        }
+    }
+    found
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn assert_no_plaintext(dir: &Path, when: &str) {
+    for needle in [USER, IP, "AgentSecretUA"] {
+        let found = files_containing(dir, needle);
+        assert!(
+            found.is_empty(),
+            "{when}: `{needle}` in the clear in {found:?}"
+        );
+    }
+}
+
+fn failures(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({
+                "type": "auth.login.failure", "severity": "warning",
+                "time": format!("2026-03-01T10:00:{:02}Z", i),
+                "actor": {"user_id": USER, "ip": IP, "user_agent": AGENT},
+                "facility": "plant-1", "data": {"attempt": i},
+            })
+        })
+        .collect()
+}
+
+async fn wait_for(server: &Server, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = server.get_ok(path).await;
+        if ready(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path} never got there: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn personal_data_is_sealed_detected_by_pseudonym_and_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
+    let (status, body) = server.post_json(&Value::Array(failures(6))).await;
+    assert_eq!(status, 202, "{body}");
+
+    // An admin key reads the clear values, and may filter by them.
+    let page = server
+        .get_ok(&format!("/api/v1/events?user_id={USER}"))
+        .await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "{page}");
+    for event in events {
+        assert_eq!(event["actor"]["user_id"], USER, "{event}");
+        assert_eq!(event["actor"]["ip"], IP, "{event}");
+        assert_eq!(event["actor"]["user_agent"], AGENT, "{event}");
+        assert!(event.get("sealed").is_none(), "{event}");
+    }
+    let export = server
+        .get_ok(&format!("/api/v1/privacy/subjects/{USER}"))
+        .await;
+    assert_eq!(export["key"]["state"], "held", "{export}");
+    assert_eq!(export["events"].as_array().unwrap().len(), 6, "{export}");
+    let pseudonym = export["pseudonym"].as_str().unwrap().to_owned();
+    assert!(pseudonym.starts_with("ps_"), "{export}");
+
+    // Detection counts the five failed logins per user on the pseudonym.
+    let findings = wait_for(
+        &server,
+        &format!("/api/v1/findings?rule_id={BRUTE_FORCE}"),
+        |page| !page["findings"].as_array().unwrap().is_empty(),
+    )
+    .await;
+    let finding = &findings["findings"][0];
+    assert!(
+        finding["group_key"].as_str().unwrap().contains(&pseudonym),
+        "grouped by pseudonym: {finding}"
+    );
+
+    // A read key sees pseudonyms only, and may not test clear values.
+    let reader = server.create_key("read");
+    let (status, page) = server
+        .get(Some(&reader), "/api/v1/events?type=auth.login.failure")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let text = page.to_string();
+    assert!(!text.contains(USER) && !text.contains(IP) && !text.contains("AgentSecretUA"));
+    assert!(
+        !text.contains("\"sealed\""),
+        "no ciphertext for readers: {page}"
+    );
+    assert_eq!(page["events"][0]["actor"]["user_id"], pseudonym.as_str());
+    let (status, error) = server
+        .get(Some(&reader), &format!("/api/v1/events?user_id={USER}"))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("actor.user_id"),
+        "{error}"
+    );
+    let (status, page) = server
+        .get(
+            Some(&reader),
+            &format!("/api/v1/events?user_id={pseudonym}"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 6, "{page}");
+    let (status, _) = server
+        .get(Some(&reader), &format!("/api/v1/privacy/subjects/{USER}"))
+        .await;
+    assert_eq!(status, 403);
+    // A read key granted the permission reads the clear values.
+    let personal = server.create_key_with("read", &["--personal"]);
+    let (_, page) = server
+        .get(Some(&personal), &format!("/api/v1/events?user_id={USER}"))
+        .await;
+    assert_eq!(page["events"][0]["actor"]["user_id"], USER, "{page}");
+
+    // Nothing of the subject is in the clear on disk, logs included.
+    assert_no_plaintext(dir.path(), "before erasure");
+
+    // Erasure destroys the key and is itself recorded.
+    let (status, erased) = server
+        .post_to("/api/v1/privacy/erasure", &json!({"subject": USER}))
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["subject"], pseudonym.as_str());
+    assert_eq!(erased["key_destroyed"], true);
+    let audit_id = erased["audit_event"].as_str().unwrap().to_owned();
+    let audit = server.get_ok(&format!("/api/v1/events/{audit_id}")).await;
+    assert_eq!(audit["type"], "privacy.subject.erased", "{audit}");
+    assert_eq!(audit["data"]["subject"], pseudonym.as_str(), "{audit}");
+
+    let page = server
+        .get_ok(&format!("/api/v1/events?user_id={pseudonym}"))
+        .await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "the events stay: {page}");
+    for event in events {
+        assert_eq!(event["actor"]["user_id"], pseudonym.as_str(), "{event}");
+        assert_eq!(event["sealed"]["erased"], true, "{event}");
+    }
+    let export = server
+        .get_ok(&format!("/api/v1/privacy/subjects/{USER}"))
+        .await;
+    assert_eq!(export["key"]["state"], "erased", "{export}");
+    // The finding raised before the erasure is still there.
+    let findings = server
+        .get_ok(&format!("/api/v1/findings?rule_id={BRUTE_FORCE}"))
+        .await;
+    assert_eq!(findings["findings"].as_array().unwrap().len(), 1);
+
+    // The log still verifies: its hashes cover the ciphertext, which did not change.
+    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(server.terminate().success());
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--no-witness",
+            "--public-key",
+            &public,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_no_plaintext(dir.path(), "after erasure");
+
+    // Erased stays erased across a restart.
+    let server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
+    let page = server
+        .get_ok(&format!("/api/v1/events?user_id={pseudonym}"))
+        .await;
+    assert_eq!(page["events"][0]["sealed"]["erased"], true, "{page}");
+}
+
+#[tokio::test]
+async fn protection_can_be_turned_off_and_fields_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &["--personal-fields", "actor.user_id,data.email"],
+    );
+    let event = json!({
+        "type": "data.export", "actor": {"user_id": USER, "ip": IP},
+        "data": {"email": "erin@example.test", "rows": 5},
+    });
+    let (status, body) = server.post_json(&json!([event])).await;
+    assert_eq!(status, 202, "{body}");
+    let reader = server.create_key("read");
+    let (_, page) = server
+        .get(Some(&reader), "/api/v1/events?type=data.export")
+        .await;
+    let event = &page["events"][0];
+    assert!(
+        event["actor"]["user_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ps_")
+    );
+    assert!(event["data"]["email"].as_str().unwrap().starts_with("ps_"));
+    assert_eq!(
+        event["actor"]["ip"], IP,
+        "not configured as personal: {event}"
+    );
+    assert_eq!(event["data"]["rows"], 5);
+    let page = server
+        .get_ok("/api/v1/events?data.email=erin@example.test")
+        .await;
+    assert_eq!(
+        page["events"][0]["data"]["email"], "erin@example.test",
+        "{page}"
+    );
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--personal-fields", "none"]);
+    let (status, _) = server.post_json(&Value::Array(failures(1))).await;
+    assert_eq!(status, 202);
+    let reader = server.create_key("read");
+    let (_, page) = server.get(Some(&reader), "/api/v1/events").await;
+    assert_eq!(page["events"][0]["actor"]["user_id"], USER, "{page}");
+    let (status, _) = server
+        .post_to("/api/v1/privacy/erasure", &json!({"subject": USER}))
+        .await;
+    assert_eq!(status, 404, "no protection, no erasure");
+}

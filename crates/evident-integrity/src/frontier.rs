@@ -29,6 +29,12 @@ impl Frontier {
         self.size
     }
 
+    /// The perfect subtree roots the size decomposes into, largest (leftmost) first: one
+    /// per set bit of the size.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
         self.peaks.push(leaf);

@@ -106,6 +106,105 @@ fn path(index: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
     }
 }
 
+/// A log whose first leaves are gone (removed by retention) and survive only as their
+/// frontier, followed by the leaf hashes still held. Every head and every inclusion proof
+/// for a held leaf can still be computed: each subtree the proofs need either lies in the
+/// held leaves or is one of the frontier's peaks, or splits into such parts.
+#[derive(Debug, Clone, Copy)]
+pub struct PrunedTree<'a> {
+    base: &'a crate::Frontier,
+    leaves: &'a [Hash],
+}
+
+impl<'a> PrunedTree<'a> {
+    /// The tree of the leaves `base` folds, followed by `leaves`.
+    pub fn new(base: &'a crate::Frontier, leaves: &'a [Hash]) -> Self {
+        Self { base, leaves }
+    }
+
+    /// Leaves in the tree, removed ones included.
+    pub fn size(&self) -> u64 {
+        self.base.size() + self.leaves.len() as u64
+    }
+
+    /// The tree head.
+    pub fn root(&self) -> Hash {
+        match self.size() {
+            0 => empty_root(),
+            n => self.hash(0, n).unwrap_or([0; 32]),
+        }
+    }
+
+    /// The inclusion proof of leaf `index`, which must be a held one (at or after the
+    /// base); `None` otherwise.
+    pub fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {
+        if index < self.base.size() || index >= self.size() {
+            return None;
+        }
+        let mut proof = Vec::new();
+        self.path(index, 0, self.size(), &mut proof)?;
+        Some(proof)
+    }
+
+    fn path(&self, index: u64, from: u64, to: u64, out: &mut Vec<Hash>) -> Option<()> {
+        if to - from <= 1 {
+            return Some(());
+        }
+        let k = split((to - from) as usize) as u64;
+        if index < from + k {
+            self.path(index, from, from + k, out)?;
+            out.push(self.hash(from + k, to)?);
+        } else {
+            self.path(index, from + k, to, out)?;
+            out.push(self.hash(from, from + k)?);
+        }
+        Some(())
+    }
+
+    /// The head of leaves `from..to`: from the held leaves, a peak of the base, or both.
+    fn hash(&self, from: u64, to: u64) -> Option<Hash> {
+        let base = self.base.size();
+        if from >= base {
+            let held = self
+                .leaves
+                .get((from - base) as usize..(to - base) as usize)?;
+            return Some(root(held));
+        }
+        if to <= base {
+            if let Some(peak) = self.peak(from, to) {
+                return Some(peak);
+            }
+            if to - from < 2 {
+                return None;
+            }
+        }
+        let k = split((to - from) as usize) as u64;
+        Some(node_hash(
+            &self.hash(from, from + k)?,
+            &self.hash(from + k, to)?,
+        ))
+    }
+
+    /// The base's peak covering exactly leaves `from..to`, if there is one.
+    fn peak(&self, from: u64, to: u64) -> Option<Hash> {
+        let size = self.base.size();
+        let mut start = 0u64;
+        let mut peaks = self.base.peaks().iter();
+        for bit in (0..u64::BITS).rev() {
+            let width = 1u64 << bit;
+            if size & width == 0 {
+                continue;
+            }
+            let peak = peaks.next()?;
+            if start == from && start + width == to {
+                return Some(*peak);
+            }
+            start += width;
+        }
+        None
+    }
+}
+
 /// The proof that the tree over the first `old_size` of `leaves` is a prefix of the tree
 /// over all of them. `None` if `old_size` is 0 or larger than `leaves`.
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {

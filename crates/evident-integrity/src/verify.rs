@@ -58,6 +58,12 @@ pub enum Problem {
         /// The size that does not grow.
         size: u64,
     },
+    /// The frontier standing in for events removed by retention does not match a signed
+    /// checkpoint of that size (altered, or no checkpoint vouches for it).
+    BaseMismatch {
+        /// Events the frontier stands in for.
+        size: u64,
+    },
     /// The log no longer matches what an earlier verification saw (its witness): rolled
     /// back, truncated, or rewritten and re-signed.
     WitnessMismatch {
@@ -95,6 +101,10 @@ impl std::fmt::Display for Problem {
                     "the checkpoint at {size} events does not follow the one before"
                 )
             }
+            Problem::BaseMismatch { size } => write!(
+                f,
+                "the first {size} events, removed by retention, are not vouched for by a signed checkpoint of that size (the stored frontier was altered)"
+            ),
             Problem::WitnessMismatch {
                 size,
                 now: Some(now),
@@ -119,6 +129,9 @@ pub struct Report {
     pub checkpoints: usize,
     /// Events after the last checkpoint (protected only by chain continuity).
     pub unverified_tail: u64,
+    /// Of the verified events, those removed by retention: their recorded hashes stand in
+    /// for them (their bytes are gone).
+    pub pruned: u64,
     /// The first problem, if any (the walk stops there).
     pub problem: Option<Problem>,
     /// Size and head of the verified part: what the next walk's witness should be.
@@ -139,6 +152,8 @@ pub struct Verifier {
     witness: Option<(u64, Hash)>,
     /// Size and head at the last checkpoint that matched.
     verified_head: (u64, Hash),
+    /// Events removed by retention walked so far (folded into the base or hash only).
+    pruned: u64,
 }
 
 impl Verifier {
@@ -176,7 +191,36 @@ impl Verifier {
             problem,
             witness: None,
             verified_head: (0, crate::merkle::empty_root()),
+            pruned: 0,
         }
+    }
+
+    /// Starts the walk after the log's first `base.size()` events, which retention removed
+    /// and folded into `base`: a signed checkpoint of exactly that size must match its
+    /// head. Checkpoints of fewer events are then about removed events only; their
+    /// signatures were checked, their heads cannot be.
+    pub fn with_base(mut self, base: Frontier) -> Self {
+        let size = base.size();
+        if size == 0 || self.problem.is_some() {
+            return self;
+        }
+        let root = base.root();
+        while self.ahead.front().is_some_and(|c| c.checkpoint.size < size) {
+            self.ahead.pop_front();
+        }
+        if !self
+            .ahead
+            .front()
+            .is_some_and(|c| c.checkpoint.size == size && c.checkpoint.root == root)
+        {
+            self.problem = Some(Problem::BaseMismatch { size });
+            return self;
+        }
+        self.frontier = base;
+        self.next_seq = self.start_seq + i64::try_from(size).unwrap_or(i64::MAX);
+        self.pruned = size;
+        self.check_heads();
+        self
     }
 
     /// Also checks the log against what an earlier verification saw: `size` events with
@@ -231,6 +275,15 @@ impl Verifier {
         self.check_heads();
     }
 
+    /// The next event of the log, removed by retention: only its recorded leaf hash is
+    /// left, and it stands in for the event in the tree.
+    pub fn push_pruned(&mut self, seq: i64, recorded: &Hash) {
+        self.push_hashed(seq, recorded, recorded);
+        if self.problem.is_none() {
+            self.pruned += 1;
+        }
+    }
+
     fn check_heads(&mut self) {
         while let Some(next) = self.ahead.front() {
             let size = self.frontier.size();
@@ -279,6 +332,7 @@ impl Verifier {
             verified: self.verified,
             checkpoints: self.checkpoints,
             unverified_tail: self.frontier.size() - self.verified.min(self.frontier.size()),
+            pruned: self.pruned.min(self.verified),
             problem: self.problem,
         }
     }
@@ -488,5 +542,54 @@ mod tests {
             checkpoints: l.checkpoints.clone(),
             public: l.public,
         }
+    }
+
+    /// Walks `l` as a store would after retention removed its first `base` events
+    /// (folded into a frontier) and the events whose sequence numbers are in `holes`
+    /// (their leaf hashes kept).
+    fn walk_pruned(l: &Log, base: usize, holes: &[i64]) -> Report {
+        let mut frontier = Frontier::new();
+        for (_, _, leaf) in &l.rows[..base] {
+            frontier.push(*leaf);
+        }
+        let mut v = Verifier::new(1, l.checkpoints.clone(), &l.public).with_base(frontier);
+        for (seq, body, leaf) in &l.rows[base..] {
+            if holes.contains(seq) {
+                v.push_pruned(*seq, leaf);
+            } else {
+                v.push(*seq, body, leaf);
+            }
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn a_log_verifies_after_retention_from_the_checkpoint_at_its_cut() {
+        let l = log(105, 10);
+        let r = walk_pruned(&l, 30, &[35, 36, 71]);
+        assert_eq!(r.problem, None);
+        assert_eq!((r.verified, r.unverified_tail, r.pruned), (100, 5, 33));
+        // No checkpoint at the cut: nothing vouches for the frontier.
+        let r = walk_pruned(&l, 25, &[]);
+        assert_eq!(r.problem, Some(Problem::BaseMismatch { size: 25 }));
+        // An altered frontier does not match the checkpoint at its size.
+        let mut frontier = Frontier::new();
+        for (_, _, leaf) in &l.rows[..29] {
+            frontier.push(*leaf);
+        }
+        frontier.push([7; 32]);
+        let v = Verifier::new(1, l.checkpoints.clone(), &l.public).with_base(frontier);
+        assert_eq!(v.finish().problem, Some(Problem::BaseMismatch { size: 30 }));
+        // A hash kept for a removed event that was changed breaks the head.
+        let mut changed = log_clone(&l);
+        changed.rows[44].2[0] ^= 1;
+        let r = walk_pruned(&changed, 30, &[45]);
+        assert_eq!(
+            r.problem,
+            Some(Problem::HeadMismatch {
+                from_seq: 41,
+                to_seq: 50
+            })
+        );
     }
 }

@@ -181,6 +181,12 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 report.checkpoints,
                 key_id(&public)
             );
+            if report.pruned > 0 {
+                println!(
+                    "{} of them were removed by retention: the hashes kept for them, and the signed checkpoint at the log's new start, stand in for them",
+                    report.pruned
+                );
+            }
             if let Some((size, _)) = witness {
                 println!("the log still holds the {size} events the last verification saw");
             }

@@ -4,9 +4,9 @@
 use super::SqliteStore;
 use crate::error::StoreError;
 use crate::{IntegrityLog, LogVerification, Proved};
-use evident_integrity::merkle::inclusion_proof;
+use evident_integrity::merkle::PrunedTree;
 use evident_integrity::verify::Verifier;
-use evident_integrity::{Checkpoint, EventProof, Hash, Signed, Signer};
+use evident_integrity::{Checkpoint, EventProof, Frontier, Hash, Signed, Signer};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Events handed from the reading thread to the verifying one at a time.
@@ -61,31 +61,55 @@ impl SqliteStore {
     }
 
     /// Walks the integrity log for a verifier, on the calling thread: `start` gets the
-    /// log's first sequence number, its checkpoints and how many events follow, and makes
-    /// the walker; `visit` then gets every event in sequence order as `(seq, stored
-    /// bytes, recorded leaf hash)` and returns false to stop. Returns the walker.
+    /// log's first sequence number, its checkpoints, how many entries follow, and the
+    /// frontier standing in for the events retention folded away at its start, and makes
+    /// the walker; `visit` then gets every later entry in sequence order as `(seq, stored
+    /// bytes, recorded leaf hash)` (no bytes for an event retention removed: its kept
+    /// hash stands in) and returns false to stop. Returns the walker.
     pub fn walk_log<V>(
         &self,
-        start: impl FnOnce(i64, Vec<Signed>, u64) -> V,
-        mut visit: impl FnMut(&mut V, i64, &[u8], &Hash) -> bool,
+        start: impl FnOnce(i64, Vec<Signed>, u64, Frontier) -> V,
+        mut visit: impl FnMut(&mut V, i64, Option<&[u8]>, &Hash) -> bool,
     ) -> Result<V, StoreError> {
         let conn = super::schema::open_reader(self.db_path())?;
         // The walk reads the table once, in order: mapped, its pages are not copied in
         // one system call each (mapped pages are file cache the system can take back).
         conn.pragma_update(None, "mmap_size", WALK_MMAP_BYTES)?;
         let start_seq = start_seq(&conn)?;
-        let events: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM events WHERE seq >= ?1",
-            [start_seq],
-            |r| r.get(0),
-        )?;
-        let mut walker = start(start_seq, checkpoints(&conn)?, events.max(0) as u64);
+        let base = base(&conn)?;
+        let first = start_seq + base.size() as i64;
+        let count = |table: &str| -> Result<i64, StoreError> {
+            Ok(conn.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE seq >= ?1"),
+                [first],
+                |r| r.get(0),
+            )?)
+        };
+        let entries = count("events")? + count("pruned_leaves")?;
+        let mut walker = start(start_seq, checkpoints(&conn)?, entries.max(0) as u64, base);
+        let mut pruned_stmt =
+            conn.prepare("SELECT seq, leaf FROM pruned_leaves WHERE seq >= ?1 ORDER BY seq")?;
+        let mut pruned = pruned_stmt.query_map([first], |r| {
+            let leaf = r
+                .get_ref(1)?
+                .as_bytes()
+                .ok()
+                .and_then(|l| l.try_into().ok());
+            Ok((r.get::<_, i64>(0)?, leaf.unwrap_or([0u8; 32])))
+        })?;
+        let mut next_pruned = pruned.next().transpose()?;
         let mut stmt = conn.prepare(
             "SELECT seq, body, leaf, id, type, time FROM events WHERE seq >= ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([start_seq])?;
+        let mut rows = stmt.query([first])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
+            while let Some((removed, leaf)) = next_pruned.filter(|(p, _)| *p < seq) {
+                if !visit(&mut walker, removed, None, &leaf) {
+                    return Ok(walker);
+                }
+                next_pruned = pruned.next().transpose()?;
+            }
             // Read in place: no copy, no text check (the hash covers the bytes as stored).
             // A value of another type is no stored event: it hashes as nothing and fails.
             let body = row.get_ref(1)?.as_bytes().unwrap_or_default();
@@ -100,9 +124,15 @@ impl SqliteStore {
             if !columns_agree(row, body) {
                 leaf = [0; 32];
             }
-            if !visit(&mut walker, seq, body, &leaf) {
+            if !visit(&mut walker, seq, Some(body), &leaf) {
+                return Ok(walker);
+            }
+        }
+        while let Some((removed, leaf)) = next_pruned {
+            if !visit(&mut walker, removed, None, &leaf) {
                 break;
             }
+            next_pruned = pruned.next().transpose()?;
         }
         Ok(walker)
     }
@@ -192,6 +222,24 @@ fn start_seq(conn: &Connection) -> Result<i64, StoreError> {
         .unwrap_or(1))
 }
 
+/// The frontier standing in for the events retention folded away at the log's start
+/// (empty when none were).
+fn base(conn: &Connection) -> Result<Frontier, StoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT base_frontier FROM integrity_log WHERE one = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    match bytes {
+        Some(bytes) => Frontier::from_bytes(&bytes)
+            .map_err(|e| StoreError::Database(format!("integrity log base: {e}"))),
+        None => Ok(Frontier::new()),
+    }
+}
+
 /// The proof for the event stored at `seq` with `body`: its path in the tree of the
 /// newest checkpoint, from the leaf hashes recorded at commit.
 fn prove_in(conn: &Connection, seq: i64, body: Vec<u8>) -> Result<Proved, StoreError> {
@@ -206,25 +254,36 @@ fn prove_in(conn: &Connection, seq: i64, body: Vec<u8>) -> Result<Proved, StoreE
     if checkpoint.checkpoint.size <= index {
         return Ok(Proved::NotYetSigned(seq));
     }
-    let size = checkpoint.checkpoint.size as usize;
-    let mut leaves: Vec<Hash> = Vec::with_capacity(size);
-    let mut stmt =
-        conn.prepare("SELECT leaf FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
-    let mut rows = stmt.query(params![start, start + size as i64])?;
-    while let Some(row) = rows.next()? {
-        let leaf = row
-            .get_ref(0)?
-            .as_bytes()
-            .ok()
-            .and_then(|l| l.try_into().ok());
-        leaves.push(leaf.unwrap_or([0; 32]));
+    let base = base(conn)?;
+    let size = checkpoint.checkpoint.size;
+    let first = start + base.size() as i64;
+    let end = start + size as i64;
+    // Held events' leaves and removed events' kept ones, in sequence order.
+    let mut leaves: Vec<(i64, Hash)> = Vec::with_capacity((size - base.size()) as usize);
+    for table in ["events", "pruned_leaves"] {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT seq, leaf FROM {table} WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"
+        ))?;
+        let mut rows = stmt.query(params![first, end])?;
+        while let Some(row) = rows.next()? {
+            let leaf = row
+                .get_ref(1)?
+                .as_bytes()
+                .ok()
+                .and_then(|l| l.try_into().ok());
+            leaves.push((row.get(0)?, leaf.unwrap_or([0; 32])));
+        }
     }
-    let path = inclusion_proof(&leaves, index as usize)
-        .filter(|_| leaves.len() == size)
+    leaves.sort_unstable_by_key(|(seq, _)| *seq);
+    let leaves: Vec<Hash> = leaves.into_iter().map(|(_, leaf)| leaf).collect();
+    let tree = PrunedTree::new(&base, &leaves);
+    let path = tree
+        .inclusion_proof(index)
+        .filter(|_| tree.size() == size)
         .ok_or_else(|| {
             StoreError::Database(format!(
-                "the log holds {} events where its checkpoint signs {size}: run evident verify",
-                leaves.len()
+                "the log holds {} entries where its checkpoint signs {size}: run evident verify",
+                tree.size()
             ))
         })?;
     Ok(Proved::Proof(Box::new(EventProof {
@@ -260,21 +319,25 @@ impl IntegrityLog for SqliteStore {
     ) -> Result<LogVerification, StoreError> {
         // Two threads: this one reads the store; the other hashes each event's bytes,
         // rebuilds the tree and checks it against the checkpoints.
-        let (send, receive) = std::sync::mpsc::sync_channel::<Vec<(i64, Vec<u8>, Hash)>>(8);
+        type Rows = Vec<(i64, Option<Vec<u8>>, Hash)>;
+        let (send, receive) = std::sync::mpsc::sync_channel::<Rows>(8);
         let mut builder: Option<std::thread::JoinHandle<Verifier>> = None;
         let mut batch = Vec::with_capacity(BATCH);
         let mut done = 0u64;
         let (start_seq, sizes, total) = self.walk_log(
-            |start, checkpoints, events| {
+            |start, checkpoints, events, base| {
                 let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
-                let mut verifier = Verifier::new(start, checkpoints, public);
+                let mut verifier = Verifier::new(start, checkpoints, public).with_base(base);
                 if let Some((size, root)) = witness {
                     verifier = verifier.with_witness(size, root);
                 }
                 builder = Some(std::thread::spawn(move || {
                     for rows in receive {
                         for (seq, body, recorded) in rows {
-                            verifier.push(seq, &body, &recorded);
+                            match body {
+                                Some(body) => verifier.push(seq, &body, &recorded),
+                                None => verifier.push_pruned(seq, &recorded),
+                            }
                         }
                         if verifier.failed() {
                             break;
@@ -285,7 +348,7 @@ impl IntegrityLog for SqliteStore {
                 (start, sizes, events)
             },
             |(_, _, total), seq, body, leaf| {
-                batch.push((seq, body.to_vec(), *leaf));
+                batch.push((seq, body.map(<[u8]>::to_vec), *leaf));
                 if batch.len() == BATCH {
                     done += BATCH as u64;
                     progress(done, *total);

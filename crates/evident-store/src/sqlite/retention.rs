@@ -6,6 +6,7 @@ use super::write::Writer;
 use crate::error::StoreError;
 use crate::query::prefix_end;
 use crate::retention::RetentionPolicy;
+use evident_integrity::{Frontier, Hash};
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as Sql;
 
@@ -64,7 +65,7 @@ fn delete_matching(
     values: &[Sql],
 ) -> Result<u64, StoreError> {
     let sql = format!(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {clause} LIMIT ?) RETURNING seq"
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {clause} LIMIT ?) RETURNING seq, leaf"
     );
     let mut params = values.to_vec();
     params.push(Sql::Integer(CHUNK));
@@ -76,12 +77,26 @@ fn delete_matching(
         let tx = writer
             .conn()
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let deleted: Vec<i64> = {
+        let deleted: Vec<(i64, Option<Vec<u8>>)> = {
             let mut stmt = tx.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(params.iter()), |r| r.get(0))?;
+            let rows = stmt.query_map(params_from_iter(params.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
             rows.collect::<Result<_, _>>()?
         };
-        if let Some(max) = deleted.iter().max() {
+        // The integrity log keeps each removed event's leaf hash (events from before the
+        // log have none).
+        {
+            let mut keep = tx.prepare_cached(
+                "INSERT OR IGNORE INTO pruned_leaves (seq, leaf) VALUES (?1, ?2)",
+            )?;
+            for (seq, leaf) in &deleted {
+                if let Some(leaf) = leaf {
+                    keep.execute(rusqlite::params![seq, leaf])?;
+                }
+            }
+        }
+        if let Some(max) = deleted.iter().map(|(seq, _)| seq).max() {
             tx.execute("UPDATE retired_seq SET last_seq = MAX(last_seq, ?1)", [max])?;
         }
         tx.commit()?;
@@ -90,4 +105,78 @@ fn delete_matching(
             return Ok(total);
         }
     }
+}
+
+/// Folds the removed events at the start of the integrity log into its base frontier, up
+/// to the largest signed checkpoint they reach: that checkpoint then vouches for the
+/// frontier, and their kept leaf hashes can go. Returns how many were folded.
+pub(crate) fn fold_log_start(writer: &std::sync::Mutex<Writer>) -> Result<u64, StoreError> {
+    let mut writer = writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tx = writer
+        .conn()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (start, base): (i64, Option<Vec<u8>>) = tx.query_row(
+        "SELECT start_seq, base_frontier FROM integrity_log WHERE one = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut frontier = match base {
+        Some(bytes) => Frontier::from_bytes(&bytes)
+            .map_err(|e| StoreError::Database(format!("integrity log base: {e}")))?,
+        None => Frontier::new(),
+    };
+    let first_held = start + frontier.size() as i64;
+    // The removed run at the log's start ends where the first event still held is.
+    let next_event: Option<i64> = tx.query_row(
+        "SELECT MIN(seq) FROM events WHERE seq >= ?1",
+        [first_held],
+        |r| r.get(0),
+    )?;
+    let run_end = next_event.unwrap_or(i64::MAX);
+    let target: Option<i64> = tx.query_row(
+        "SELECT MAX(size) FROM checkpoints WHERE size > ?1 AND size <= ?2",
+        rusqlite::params![frontier.size() as i64, run_end.saturating_sub(start)],
+        |r| r.get(0),
+    )?;
+    let Some(target) = target else {
+        return Ok(0);
+    };
+    let end = start + target;
+    let mut folded = 0u64;
+    {
+        let mut stmt = tx.prepare(
+            "SELECT seq, leaf FROM pruned_leaves WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([first_held, end])?;
+        let mut expected = first_held;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let leaf: Vec<u8> = row.get(1)?;
+            let leaf: Hash = leaf.try_into().map_err(|_| {
+                StoreError::Database(format!("the kept leaf hash of event {seq} is not 32 bytes"))
+            })?;
+            if seq != expected {
+                // A gap in the kept hashes: leave the log as it is for verify to report.
+                return Ok(0);
+            }
+            frontier.push(leaf);
+            expected += 1;
+            folded += 1;
+        }
+        if expected != end {
+            return Ok(0);
+        }
+    }
+    tx.execute(
+        "UPDATE integrity_log SET base_frontier = ?1 WHERE one = 1",
+        [frontier.to_bytes()],
+    )?;
+    tx.execute(
+        "DELETE FROM pruned_leaves WHERE seq >= ?1 AND seq < ?2",
+        [first_held, end],
+    )?;
+    tx.commit()?;
+    Ok(folded)
 }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0010_findings.sql"),
     include_str!("../../migrations/sqlite/0011_integrity_log.sql"),
     include_str!("../../migrations/sqlite/0012_personal_keys.sql"),
+    include_str!("../../migrations/sqlite/0013_retention_log.sql"),
 ];
 
 /// How long a connection waits for another's lock before failing.

@@ -257,3 +257,102 @@ async fn detection_reads_committed_events_and_keeps_state() {
     let (_d, s) = store();
     testsuite::detection_reads_committed_events_and_keeps_state(&s).await;
 }
+
+/// Retention removes old events from the start and the middle of the log; the log still
+/// verifies (from the checkpoint at its new start, and through the kept hashes), and
+/// held events still get proofs.
+#[tokio::test]
+async fn the_log_verifies_and_proves_after_retention() {
+    use crate::{IntegrityLog, Proved};
+    use evident_integrity::Signer;
+    use std::sync::Arc;
+    let (dir, s) = store();
+    let signer = Arc::new(Signer::generate());
+    let public = signer.public_key();
+    let old = |ty: &str| {
+        let mut e = testsuite::event(ty, 0, evident_model::Severity::Info).event;
+        e.time = time::macros::datetime!(2024-01-10 00:00 UTC);
+        evident_model::EncodedEvent::new(e)
+    };
+    let mut kept = Vec::new();
+    for round in 0..4 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| {
+                if round < 2 || i % 2 == 1 {
+                    old("debug.trace")
+                } else {
+                    old("auth.login")
+                }
+            })
+            .collect();
+        kept.extend(
+            batch
+                .iter()
+                .filter(|e| e.event.event_type == "auth.login")
+                .map(|e| e.event.id),
+        );
+        s.append(batch.into()).await.unwrap();
+        s.sign_checkpoint(signer.clone(), "test".into())
+            .await
+            .unwrap();
+    }
+    let report = s
+        .maintain(time::macros::datetime!(2024-04-10 00:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, 30);
+    let walked = s.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert_eq!(walked.report.problem, None, "{:?}", walked.report);
+    assert_eq!(
+        (walked.report.verified, walked.report.pruned),
+        (40, 30),
+        "{:?}",
+        walked.report
+    );
+    let db = dir.path().join("evident.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (folded, left): (i64, i64) = conn
+        .query_row(
+            "SELECT length(base_frontier), (SELECT COUNT(*) FROM pruned_leaves) FROM integrity_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(folded > 8, "the removed start was folded into the base");
+    assert_eq!(
+        left, 10,
+        "the removed events in the middle keep their hashes"
+    );
+    for id in &kept {
+        match s.prove(*id).unwrap() {
+            Some(Proved::Proof(proof)) => proof.verify(&public).unwrap(),
+            other => panic!("no proof for a held event: {other:?}"),
+        }
+    }
+
+    // A changed kept hash, or a changed base, is caught.
+    conn.execute(
+        "UPDATE pruned_leaves SET leaf = zeroblob(32) WHERE seq = (SELECT MIN(seq) FROM pruned_leaves)",
+        [],
+    )
+    .unwrap();
+    let walked = s.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert!(
+        matches!(
+            walked.report.problem,
+            Some(evident_integrity::verify::Problem::HeadMismatch { .. })
+        ),
+        "{:?}",
+        walked.report
+    );
+    conn.execute(
+        "UPDATE integrity_log SET base_frontier = CAST(substr(base_frontier, 1, 8) || zeroblob(length(base_frontier) - 8) AS BLOB)",
+        [],
+    )
+    .unwrap();
+    let walked = s.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert_eq!(
+        walked.report.problem,
+        Some(evident_integrity::verify::Problem::BaseMismatch { size: 20 })
+    );
+}

@@ -110,7 +110,7 @@ impl std::fmt::Display for Problem {
                 now: Some(now),
             } => write!(
                 f,
-                "the log was rolled back: an earlier verification saw {size} events, it now holds {now}"
+                "the log was rolled back: an earlier verification verified {size} events, now {now} verify"
             ),
             Problem::WitnessMismatch { size, now: None } => write!(
                 f,
@@ -318,13 +318,15 @@ impl Verifier {
             // A checkpoint beyond the last stored event: the log was cut short.
             self.problem = Some(Problem::Missing { seq: self.next_seq });
         }
+        // Fewer events than an earlier walk verified, or fewer verifying (a checkpoint
+        // removed): the log or its checkpoints were rolled back.
         if self.problem.is_none()
             && let Some((size, _)) = self.witness
-            && self.frontier.size() < size
+            && self.verified < size
         {
             self.problem = Some(Problem::WitnessMismatch {
                 size,
-                now: Some(self.frontier.size()),
+                now: Some(self.verified),
             });
         }
         Report {

@@ -21,6 +21,7 @@
 //! durable; each newly stored event gets the next commit sequence number with no gaps;
 //! an id already stored is reported as a duplicate and not stored again.
 
+pub mod columns;
 pub mod error;
 pub mod findings;
 pub mod keys;

@@ -2,6 +2,7 @@
 //! events to a verifier.
 
 use super::SqliteStore;
+use crate::columns::Columns;
 use crate::error::StoreError;
 use crate::{IntegrityLog, LogVerification, Proved};
 use evident_integrity::merkle::PrunedTree;
@@ -99,9 +100,16 @@ impl SqliteStore {
         })?;
         let mut next_pruned = pruned.next().transpose()?;
         let mut stmt = conn.prepare(
-            "SELECT seq, body, leaf, id, type, time FROM events WHERE seq >= ?1 ORDER BY seq",
+            "SELECT seq, body, leaf, id, time, received_at, type, category, severity, priority,
+                    outcome, source, agent_id, user_id, source_ip, facility, correlation_id
+             FROM events WHERE seq >= ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([first])?;
+        // Rows before `first` have no place in the log: folded away by retention, or,
+        // on a store whose log began with it, never there. Visited, they are reported as
+        // inserted. (A store that had events before the log existed keeps those below
+        // `start_seq`, outside the log.)
+        let low = if start_seq <= 1 { i64::MIN } else { start_seq };
+        let mut rows = stmt.query([low])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             while let Some((removed, leaf)) = next_pruned.filter(|(p, _)| *p < seq) {
@@ -143,38 +151,44 @@ impl SqliteStore {
     }
 }
 
-/// Whether the row's `id`, `type` and `time` columns say what its body says.
+/// Whether the row's query columns (from index 3 on, in the walk's column order) say
+/// what its body says.
 fn columns_agree(row: &rusqlite::Row<'_>, body: &[u8]) -> bool {
-    let id = row
-        .get_ref(3)
-        .ok()
-        .and_then(|v| v.as_bytes().ok())
-        .and_then(|b| uuid::Uuid::from_slice(b).ok());
-    let kind = row.get_ref(4).ok().and_then(|v| v.as_str().ok());
-    let time = row
-        .get_ref(5)
-        .ok()
-        .and_then(|v| v.as_i64().ok())
-        .and_then(evident_model::from_unix_micros)
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        });
-    let (Some(id), Some(kind), Some(time)) = (id, kind, time) else {
+    let text = |i: usize| {
+        row.get_ref(i)
+            .ok()
+            .and_then(|v| v.as_str_or_null().ok().flatten())
+    };
+    let int = |i: usize| row.get_ref(i).ok().and_then(|v| v.as_i64().ok());
+    let (Some(id), Some(time), Some(received_at), Some(event_type), Some(category)) = (
+        row.get_ref(3).ok().and_then(|v| v.as_bytes().ok()),
+        int(4),
+        int(5),
+        text(6),
+        text(7),
+    ) else {
         return false;
     };
-    // The canonical encoding opens with id, time, received_at and type, in that order.
-    let head = format!(
-        "{{\"id\":\"{}\",\"time\":\"{time}\",\"received_at\":\"",
-        id.hyphenated()
-    );
-    let Some(rest) = body.strip_prefix(head.as_bytes()) else {
+    let (Some(severity), Some(priority), Some(outcome)) = (int(8), int(9), text(10)) else {
         return false;
     };
-    let Some(end) = rest.iter().position(|&b| b == b'"') else {
-        return false;
+    let columns = Columns {
+        id,
+        time,
+        received_at,
+        event_type,
+        category,
+        severity,
+        priority,
+        outcome,
+        source: text(11),
+        agent_id: text(12),
+        user_id: text(13),
+        source_ip: text(14),
+        facility: text(15),
+        correlation_id: text(16),
     };
-    rest[end..].starts_with(format!("\",\"type\":\"{kind}\"").as_bytes())
+    crate::columns::agree(&columns, body)
 }
 
 fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {

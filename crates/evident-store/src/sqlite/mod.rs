@@ -450,4 +450,6 @@ impl FindingStore for SqliteStore {
 }
 
 #[cfg(test)]
+mod tamper_tests;
+#[cfg(test)]
 mod tests;

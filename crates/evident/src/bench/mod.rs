@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// Also print the figures as one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// An extra argument for the server the benchmark starts (repeat for several), e.g.
+    /// `--serve-arg=--personal-fields --serve-arg=none`.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
     /// Meanwhile time single events of each priority, one at a time (ack latency per priority).
     #[arg(long)]
     pub probe: bool,
@@ -98,7 +102,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (target, server) = match (&args.url, &args.key) {
         (Some(url), Some(key)) => (target(url, key, args.overload)?, None),
         _ => {
-            let server = server::Spawned::start(&args.dir.join("server")).await?;
+            let server = server::Spawned::start(&args.dir.join("server"), &args.serve_args).await?;
             (
                 target(&server.url, &server.key, args.overload)?,
                 Some(server),

@@ -17,8 +17,9 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Starts `evident serve` on a fresh `data_dir` and a free port, and waits until it is ready.
-    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts `evident serve` on a fresh `data_dir` and a free port, with `extra` serve
+    /// arguments, and waits until it is ready.
+    pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<Self> {
         if data_dir.try_exists().unwrap_or(true) {
             std::fs::remove_dir_all(data_dir)
                 .with_context(|| format!("cannot clear {}", data_dir.display()))?;
@@ -27,6 +28,7 @@ impl Spawned {
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("EVIDENT_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)

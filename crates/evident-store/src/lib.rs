@@ -24,6 +24,7 @@
 pub mod columns;
 pub mod error;
 pub mod findings;
+mod integrity;
 pub mod keys;
 pub mod postgres;
 mod postings;

@@ -617,6 +617,23 @@ impl ScratchPostgres {
             url,
         }
     }
+
+    /// A new database holding a copy of this one (nothing may be connected to it).
+    pub async fn copy(&self) -> Self {
+        let name = format!("evident_test_{}", Uuid::new_v4().simple());
+        let client = admin_client(&self.admin_url).await;
+        client
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {}", self.name))
+            .await
+            .unwrap_or_else(|e| panic!("cannot copy test database {}: {e}", self.name));
+        let mut config: tokio_postgres::Config = self.admin_url.parse().expect("admin URL");
+        config.dbname(&name);
+        Self {
+            admin_url: self.admin_url.clone(),
+            name,
+            url: url_of(&config),
+        }
+    }
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {

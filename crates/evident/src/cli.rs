@@ -45,8 +45,9 @@ pub enum Command {
     BenchFindings(crate::bench::findings::FindingsBenchArgs),
     /// Check Sigma rule files, or try rules on events.
     Rules(crate::rules::RulesArgs),
-    /// Check the embedded store against its signed checkpoints; name the first event
-    /// altered, removed, inserted or reordered (exit 1), or say what verified (exit 0).
+    /// Check the store (embedded, or PostgreSQL with --database-url) against its signed
+    /// checkpoints; name the first event altered, removed, inserted or reordered (exit 1),
+    /// or say what verified (exit 0).
     Verify(crate::verify::VerifyArgs),
     /// Check an event's inclusion proof (from GET /api/v1/events/{id}/proof) offline,
     /// with the service's public key alone (exit 0 holds, 1 does not).
@@ -86,7 +87,7 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request body before it gets 400.
     #[arg(long, default_value_t = evident_api::BODY_TIMEOUT.as_secs())]
     pub body_timeout: u64,
-    /// Seconds between signed checkpoints of the integrity log (embedded store).
+    /// Seconds between signed checkpoints of the integrity log.
     #[arg(long, default_value_t = 5)]
     pub checkpoint_every: u64,
     /// Sigma rules to detect with: every .yml/.yaml file under this directory, reloaded

@@ -30,21 +30,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         events: store,
         keys,
         findings,
-        embedded,
+        log,
         maintenance,
     } = open_store(&args, &config).await?;
     ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
     let signer = Arc::new(crate::verify::load_or_create_key(&args.data_dir)?);
-    let integrity_log = embedded
-        .clone()
-        .map(|store| store as Arc<dyn evident_store::IntegrityLog>);
-    let checkpoints = embedded.map(|store| {
-        sign_checkpoints(
-            store,
-            signer.clone(),
-            std::time::Duration::from_secs(args.checkpoint_every.max(1)),
-        )
-    });
+    let integrity_log = log.integrity_log();
+    let (checkpoint_task, stop_checkpoints) = sign_checkpoints(
+        log,
+        signer.clone(),
+        std::time::Duration::from_secs(args.checkpoint_every.max(1)),
+    );
     let (library, detector) = open_rules(args.rules.as_deref(), &args.data_dir)?;
     let privacy = crate::privacy::open(&args)?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
@@ -69,7 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.metrics_require_key = config.metrics_require_key;
     state.findings = Some(findings);
     state.integrity_key = Some(signer.public_key());
-    state.integrity_log = integrity_log;
+    state.integrity_log = Some(integrity_log);
     state.rules = Some(evident_api::routes::rules::RulesState { library, detection });
     state.inflight =
         evident_api::inflight::InflightBudget::new(args.max_inflight_mb.max(1) * 1024 * 1024);
@@ -97,11 +93,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
     detection_task.await.context("detection stage failed")?;
-    if let Some((task, stop)) = checkpoints {
-        // A last checkpoint covers everything committed before the stop.
-        stop.notify_one();
-        task.await.context("checkpoint task failed")?;
-    }
+    // A last checkpoint covers everything committed before the stop.
+    stop_checkpoints.notify_one();
+    checkpoint_task.await.context("checkpoint task failed")?;
     maintenance.abort();
     rules_watch.abort();
     tracing::info!("shut down cleanly");
@@ -175,7 +169,7 @@ fn watch_rules(library: Arc<Library>, detection: DetectionHandle) -> tokio::task
 /// Signs a checkpoint of the integrity log every `every` (when something was committed
 /// since the last one), and once more when `stop` is notified, then ends.
 fn sign_checkpoints(
-    store: Arc<SqliteStore>,
+    store: SignedLog,
     signer: Arc<evident_integrity::Signer>,
     every: std::time::Duration,
 ) -> (tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
@@ -213,9 +207,37 @@ struct Stores {
     events: Arc<dyn EventStore>,
     keys: Arc<dyn KeyStore>,
     findings: Arc<dyn FindingStore>,
-    /// The embedded store, whose integrity log is signed (not yet on PostgreSQL).
-    embedded: Option<Arc<SqliteStore>>,
+    /// The same store, as the integrity log the service signs.
+    log: SignedLog,
     maintenance: tokio::task::JoinHandle<()>,
+}
+
+/// The store whose integrity log the service signs checkpoints of.
+enum SignedLog {
+    Embedded(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl SignedLog {
+    /// Signs and stores a checkpoint of the log's head, unless nothing is new.
+    async fn sign_checkpoint(
+        &self,
+        signer: Arc<evident_integrity::Signer>,
+        origin: String,
+    ) -> Result<Option<evident_integrity::Signed>, evident_store::StoreError> {
+        match self {
+            Self::Embedded(store) => store.sign_checkpoint(signer, origin).await,
+            Self::Postgres(store) => store.sign_checkpoint(signer, origin).await,
+        }
+    }
+
+    /// The log for the API to walk and prove events from.
+    fn integrity_log(&self) -> Arc<dyn evident_store::IntegrityLog> {
+        match self {
+            Self::Embedded(store) => store.clone(),
+            Self::Postgres(store) => store.clone(),
+        }
+    }
 }
 
 /// The event, key and findings store: PostgreSQL when a database URL is given (command
@@ -239,8 +261,8 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 maintenance: spawn_maintenance(store.clone(), MAINTENANCE_EVERY),
                 events: store.clone(),
                 keys: store.clone(),
-                findings: store,
-                embedded: None,
+                findings: store.clone(),
+                log: SignedLog::Postgres(store),
             })
         }
         None => {
@@ -258,7 +280,7 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 events: store.clone(),
                 keys: store.clone(),
                 findings: store.clone(),
-                embedded: Some(store),
+                log: SignedLog::Embedded(store),
             })
         }
     }

@@ -1,5 +1,5 @@
-//! `evident verify`: walks the embedded store's integrity log against its signed
-//! checkpoints and names the first event altered, removed, inserted or reordered.
+//! `evident verify`: walks the store's integrity log (embedded, or PostgreSQL) against its
+//! signed checkpoints and names the first event altered, removed, inserted or reordered.
 //!
 //! Also home of the service's signing key file (`DATA_DIR/integrity.key`): created on
 //! first start, readable by the service's user only.
@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use evident_integrity::verify::Problem;
 use evident_integrity::{Signer, key_id};
-use evident_store::{IntegrityLog, SqliteStore};
+use evident_store::{IntegrityLog, PgStore, RetentionPolicy, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,9 +22,14 @@ pub const KEY_FILE: &str = "integrity.key";
 /// Arguments of `evident verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Data directory of the embedded store to verify.
+    /// Data directory of the embedded store to verify (with --database-url, only where
+    /// integrity.key is read from when --public-key is not given).
     #[arg(long, default_value = crate::cli::DEFAULT_DATA_DIR, env = "EVIDENT_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Verify the PostgreSQL store at this URL (postgres://user@host:port/db) instead of
+    /// the embedded store.
+    #[arg(long, env = "EVIDENT_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// The service's public key (base64, as `GET /api/v1/integrity/key` publishes it).
     /// Without it, the key is read from DATA_DIR/integrity.key, which anyone who can
     /// rewrite the store may have replaced too: give the published key for a check that
@@ -145,7 +150,12 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             read_key(&text)?.public_key()
         }
     };
-    let store = SqliteStore::open_shared(&args.data_dir).context("cannot open the store")?;
+    let store: Box<dyn IntegrityLog> = match &args.database_url {
+        Some(url) => Box::new(open_postgres(url)?),
+        None => {
+            Box::new(SqliteStore::open_shared(&args.data_dir).context("cannot open the store")?)
+        }
+    };
     let progress = ProgressBar::hidden();
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta} left)")
@@ -216,6 +226,16 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Opens the PostgreSQL store at `url` from this blocking command, on the runtime the
+/// command runs in (whose tasks then drive the store's connections).
+fn open_postgres(url: &str) -> anyhow::Result<PgStore> {
+    let runtime = tokio::runtime::Handle::try_current()?;
+    tokio::task::block_in_place(|| {
+        runtime.block_on(PgStore::connect_shared(url, RetentionPolicy::default()))
+    })
+    .context("cannot open the PostgreSQL store")
 }
 
 /// The checkpoints around the event a problem names, as text.

@@ -34,9 +34,7 @@ pub async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Admin)?;
     let (Some(public), Some(log)) = (state.integrity_key, state.integrity_log.clone()) else {
-        return Err(ApiError::NotFound(
-            "this store keeps no signed log yet (the embedded store does)".into(),
-        ));
+        return Err(ApiError::NotFound("this server keeps no signed log".into()));
     };
     let walked = tokio::task::spawn_blocking(move || log.verify_log(&public, None, &|_, _| {}))
         .await
@@ -65,9 +63,7 @@ pub async fn proof(
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::InvalidParameter(format!("event id `{id}` is not a UUID")))?;
     let Some(log) = state.integrity_log.clone() else {
-        return Err(ApiError::NotFound(
-            "this store keeps no signed log yet (the embedded store does)".into(),
-        ));
+        return Err(ApiError::NotFound("this server keeps no signed log".into()));
     };
     let missing = || ApiError::NotFound(format!("no event with id {id}"));
     if state.store.get(id, caller.scope()).await?.is_none() {

@@ -7,6 +7,7 @@
 //! a table of their own, committed without waiting behind a bulk append.
 
 mod findings;
+mod integrity;
 mod keys;
 mod partitions;
 mod read;
@@ -58,6 +59,8 @@ struct Inner {
     indexing: AtomicBool,
     /// The highest sequence number the segments covered when last looked.
     indexed: AtomicI64,
+    /// The runtime the store was opened on: its tasks drive the pooled connections.
+    runtime: tokio::runtime::Handle,
 }
 
 impl PgStore {
@@ -65,6 +68,19 @@ impl PgStore {
     /// durable, applies migrations, moves events a crash left in the critical journal
     /// into the store, and creates partitions for this month and the next ones.
     pub async fn connect(url: &str, policy: RetentionPolicy) -> Result<Self, StoreError> {
+        let store = Self::connect_shared(url, policy).await?;
+        store.create_partitions_ahead().await?;
+        store.recover_journal().await?;
+        // Events stored since the last segment (all of them, after the upgrade that
+        // brought segments) are indexed in the background; data filters meanwhile scan them.
+        store.spawn_segment_builder();
+        Ok(store)
+    }
+
+    /// Connects to `url`, checks that commits are durable and applies migrations, for
+    /// tools that read the store beside a serving process (`evident verify`): the
+    /// critical journal, partitions ahead and the data index are left to the service.
+    pub async fn connect_shared(url: &str, policy: RetentionPolicy) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("database URL: {e}")))?;
@@ -90,17 +106,13 @@ impl PgStore {
                 policy,
                 indexing: AtomicBool::new(false),
                 indexed: AtomicI64::new(0),
+                runtime: tokio::runtime::Handle::current(),
             }),
         };
         let mut client = store.client().await?;
         schema::check_durable(&client).await?;
         schema::migrate(&mut client).await?;
         drop(client);
-        store.create_partitions_ahead().await?;
-        store.recover_journal().await?;
-        // Events stored since the last segment (all of them, after the upgrade that
-        // brought segments) are indexed in the background; data filters meanwhile scan them.
-        store.spawn_segment_builder();
         Ok(store)
     }
 

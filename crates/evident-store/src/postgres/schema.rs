@@ -5,7 +5,7 @@ use crate::error::StoreError;
 use tokio_postgres::Client;
 
 /// `(version, SQL)`, oldest first.
-const MIGRATIONS: &[(i32, &str)] = &[
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_personal_keys.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_integrity_log.sql"),
     ),
 ];
 

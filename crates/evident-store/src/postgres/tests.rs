@@ -4,8 +4,11 @@
 use super::PgStore;
 use crate::retention::RetentionPolicy;
 use crate::testsuite::{self, ScratchPostgres};
-use crate::{EventStore, KeyStore, Role};
+use crate::{EventStore, IntegrityLog, KeyStore, Proved, Role};
+use evident_integrity::merkle::{self, leaf_hash};
+use evident_integrity::{Frontier, Signer};
 use evident_model::Severity;
+use std::sync::Arc;
 
 async fn store() -> (ScratchPostgres, PgStore) {
     let db = ScratchPostgres::create().await;
@@ -183,6 +186,67 @@ async fn null_characters_are_stored_and_returned_exactly() {
     s.append(vec![encoded.clone()].into()).await.unwrap();
     let got = s.get(e.id, None).await.unwrap().expect("stored");
     assert_eq!(got.bytes, encoded.bytes, "the canonical body keeps the NUL");
+    // The query columns hold U+FFFD for the NUL, and still agree with the body.
+    let signer = Arc::new(Signer::generate());
+    s.sign_checkpoint(signer.clone(), "test".into())
+        .await
+        .unwrap();
+    let walked = verify(&s, signer.public_key()).await;
+    assert_eq!(walked.report.problem, None, "{walked:?}");
+    assert_eq!(walked.report.verified, 1);
+}
+
+#[tokio::test]
+async fn a_query_column_changed_behind_the_body_reads_as_the_event_altered() {
+    let (_db, s) = store().await;
+    let mut e = testsuite::event("auth.login", 1, Severity::Info).event;
+    e.correlation_id = Some("req-1".into());
+    s.append(vec![evident_model::EncodedEvent::new(e)].into())
+        .await
+        .unwrap();
+    testsuite::append_in_batches(&s, testsuite::data_mix(10, 5)).await;
+    let signer = Arc::new(Signer::generate());
+    s.sign_checkpoint(signer.clone(), "test".into())
+        .await
+        .unwrap();
+    assert_eq!(verify(&s, signer.public_key()).await.report.problem, None);
+    let client = s.client().await.unwrap();
+    client
+        .batch_execute("CREATE TABLE saved AS SELECT * FROM events WHERE seq = 1")
+        .await
+        .unwrap();
+    for change in [
+        "user_id = 'someone else'",
+        "source_ip = NULL",
+        "facility = 'plant-9'",
+        "severity = 4",
+        "priority = 4",
+        "category = 'system'",
+        "outcome = 'failure'",
+        "source = 'elsewhere'",
+        "agent_id = 'a-1'",
+        "correlation_id = 'req-2'",
+        "received_at = received_at - interval '1 second'",
+        "id = gen_random_uuid()",
+    ] {
+        client
+            .batch_execute(&format!("UPDATE events SET {change} WHERE seq = 1"))
+            .await
+            .unwrap();
+        let walked = verify(&s, signer.public_key()).await;
+        assert_eq!(
+            walked.report.problem,
+            Some(evident_integrity::verify::Problem::Altered { seq: 1 }),
+            "{change}"
+        );
+        client
+            .batch_execute(
+                "DELETE FROM events WHERE seq = 1; INSERT INTO events SELECT * FROM saved",
+            )
+            .await
+            .unwrap();
+        assert_eq!(verify(&s, signer.public_key()).await.report.problem, None);
+    }
 }
 
 #[tokio::test]
@@ -194,4 +258,255 @@ async fn retention_drops_expired_partitions_and_trims_the_boundary_month() {
         vec!["events_r30_202401".to_string()],
         "the expired month goes as a whole partition"
     );
+}
+
+/// Every stored event with its recorded leaf, in seq order, and the log's start and
+/// frontier as the writer left them.
+async fn log_state(s: &PgStore) -> (Vec<(i64, String, Option<Vec<u8>>)>, i64, Frontier) {
+    let client = s.client().await.unwrap();
+    let rows = client
+        .query("SELECT seq, body, leaf FROM events ORDER BY seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let head = client
+        .query_one("SELECT log_start, log_frontier FROM commit_seq", &[])
+        .await
+        .unwrap();
+    let frontier = Frontier::from_bytes(head.get(1)).unwrap();
+    (rows, head.get(0), frontier)
+}
+
+/// Walks the log the way the API does, on a blocking thread.
+async fn verify(s: &PgStore, public: [u8; 32]) -> crate::LogVerification {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || s.verify_log(&public, None, &|_, _| {}))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn prove(s: &PgStore, id: uuid::Uuid) -> Option<Proved> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || s.prove(id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn appended_events_get_leaves_and_the_frontier_is_their_head() {
+    let (_db, s) = store().await;
+    let events = testsuite::data_mix(0, 150);
+    let stored = testsuite::append_in_batches(&s, events.clone()).await;
+    // Duplicates add nothing to the log; a summary event is a commit like any other.
+    s.append(events[..20].to_vec().into()).await.unwrap();
+    let into = stored[0].1.id;
+    s.append_folds(vec![(uuid::Uuid::new_v4(), into)])
+        .await
+        .unwrap();
+    let summary = testsuite::event("dedup.summary", 5, Severity::Info);
+    s.summarize_folds(into, Box::new(move |_| summary))
+        .await
+        .unwrap()
+        .expect("a summary");
+    let (rows, start, frontier) = log_state(&s).await;
+    assert_eq!(start, 1, "a new store's log starts at its first event");
+    assert_eq!(rows.len(), 151);
+    let mut leaves = Vec::new();
+    for (i, (seq, body, leaf)) in rows.iter().enumerate() {
+        assert_eq!(*seq, i as i64 + 1);
+        let leaf = leaf.as_deref().expect("every new event has a leaf");
+        assert_eq!(leaf, leaf_hash(body.as_bytes()).as_slice(), "seq {seq}");
+        leaves.push(leaf_hash(body.as_bytes()));
+    }
+    assert_eq!(frontier.size(), 151);
+    assert_eq!(frontier.root(), merkle::root(&leaves));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_keep_the_log_in_seq_order_and_verifying() {
+    let (_db, s) = store().await;
+    let signer = Arc::new(Signer::generate());
+    let public = signer.public_key();
+    let mut writers = Vec::new();
+    for w in 0..6i64 {
+        let s = s.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for b in 0..15i64 {
+                let batch: Vec<_> = (0..4)
+                    .map(|i| {
+                        testsuite::event("station.operation", w * 1000 + b * 10 + i, Severity::Info)
+                    })
+                    .collect();
+                ids.extend(batch.iter().map(|e| e.event.id));
+                s.append(batch.into()).await.unwrap();
+            }
+            ids
+        }));
+    }
+    // Checkpoints signed while the writers run.
+    let signing = {
+        let (s, signer) = (s.clone(), signer.clone());
+        tokio::spawn(async move {
+            let mut signed = 0;
+            for _ in 0..20 {
+                if s.sign_checkpoint(signer.clone(), "test".into())
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
+                    signed += 1;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            signed
+        })
+    };
+    let mut ids = Vec::new();
+    for w in writers {
+        ids.extend(w.await.unwrap());
+    }
+    signing.await.unwrap();
+    let last = s
+        .sign_checkpoint(signer.clone(), "test".into())
+        .await
+        .unwrap()
+        .expect("the writes after the last checkpoint");
+    assert_eq!(last.checkpoint.size, 360);
+    assert!(
+        s.sign_checkpoint(signer.clone(), "test".into())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing new, no checkpoint"
+    );
+    let (rows, _, frontier) = log_state(&s).await;
+    let leaves: Vec<_> = rows
+        .iter()
+        .map(|(_, b, _)| leaf_hash(b.as_bytes()))
+        .collect();
+    assert_eq!(frontier.root(), merkle::root(&leaves));
+    assert_eq!(last.checkpoint.root, frontier.root());
+
+    let walked = verify(&s, public).await;
+    assert_eq!(walked.report.problem, None, "{walked:?}");
+    assert_eq!(walked.start_seq, 1);
+    assert_eq!(walked.report.verified, 360);
+    assert_eq!(walked.report.unverified_tail, 0);
+    assert_eq!(
+        walked.report.checkpoints,
+        s.checkpoints().await.unwrap().len()
+    );
+    // Called on an async worker thread (as the command line does), the walk hands the
+    // worker off instead of stalling or panicking.
+    let direct = s.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert_eq!(direct.report, walked.report);
+    // Another key verifies nothing.
+    let other = Signer::generate().public_key();
+    assert!(verify(&s, other).await.report.problem.is_some());
+
+    for id in [ids[0], ids[77], ids[359]] {
+        let Some(Proved::Proof(proof)) = prove(&s, id).await else {
+            panic!("a proof for {id}");
+        };
+        proof.verify(&public).unwrap();
+        let stored = s.get(id, None).await.unwrap().unwrap();
+        assert_eq!(proof.event, stored.bytes);
+        assert_eq!(proof.index, stored.seq as u64 - 1);
+    }
+    assert_eq!(prove(&s, uuid::Uuid::new_v4()).await, None);
+    let newer = testsuite::event("station.operation", 99_999, Severity::Info);
+    let id = newer.event.id;
+    s.append(vec![newer].into()).await.unwrap();
+    assert_eq!(prove(&s, id).await, Some(Proved::NotYetSigned(361)));
+}
+
+#[tokio::test]
+async fn the_log_of_an_upgraded_store_starts_after_its_last_event() {
+    let db = ScratchPostgres::create().await;
+    {
+        // A store at schema version 7 that has handed out 41 sequence numbers.
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE evident_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            .await
+            .unwrap();
+        for (version, sql) in super::schema::MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
+            client.batch_execute(sql).await.unwrap();
+            client
+                .execute(
+                    "INSERT INTO evident_schema (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .unwrap();
+        }
+        client
+            .batch_execute("UPDATE commit_seq SET last_seq = 41")
+            .await
+            .unwrap();
+    }
+    let s = PgStore::connect(&db.url, RetentionPolicy::default())
+        .await
+        .unwrap();
+    let signer = Arc::new(Signer::generate());
+    let events: Vec<_> = (0..5)
+        .map(|i| testsuite::event("auth.login", i, Severity::Info))
+        .collect();
+    let out = s.append(events.clone().into()).await.unwrap();
+    assert_eq!(out[0], crate::Appended::Stored(42));
+    // An event from before the log (its row as an older version wrote it, no leaf).
+    let old = uuid::Uuid::new_v4();
+    s.client()
+        .await
+        .unwrap()
+        .execute(
+            "WITH e AS (INSERT INTO events (seq, id, time, received_at, retention_days, type, category,
+                 severity, priority, outcome, data, body)
+               SELECT 7, $1, time, received_at, retention_days, type, category, severity,
+                 priority, outcome, data, body FROM events WHERE seq = 42 RETURNING time, retention_days)
+             INSERT INTO event_ids (id, time, retention_days) SELECT $1, time, retention_days FROM e",
+            &[&old],
+        )
+        .await
+        .unwrap();
+    s.sign_checkpoint(signer.clone(), "test".into())
+        .await
+        .unwrap()
+        .unwrap();
+    let walked = verify(&s, signer.public_key()).await;
+    assert_eq!(walked.report.problem, None, "{walked:?}");
+    assert_eq!((walked.start_seq, walked.report.verified), (42, 5));
+    assert_eq!(prove(&s, old).await, Some(Proved::OutsideLog(7)));
+    let Some(Proved::Proof(proof)) = prove(&s, events[3].event.id).await else {
+        panic!("a proof");
+    };
+    assert_eq!(proof.index, 3);
+    proof.verify(&signer.public_key()).unwrap();
+}
+
+#[tokio::test]
+async fn the_walk_reads_events_through_the_seq_index() {
+    let (_db, s) = store().await;
+    testsuite::append_in_batches(&s, testsuite::data_mix(0, 400)).await;
+    let mut client = s.client().await.unwrap();
+    client.batch_execute("ANALYZE events").await.unwrap();
+    let tx = super::integrity::snapshot(&mut client).await.unwrap();
+    let plan: Vec<String> = tx
+        .query(&format!("EXPLAIN {}", super::integrity::WALK), &[&1i64])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan"), "{plan}");
+    assert!(!plan.contains("Sort  ("), "no sort of the table: {plan}");
 }

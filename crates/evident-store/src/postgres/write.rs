@@ -1,10 +1,14 @@
 //! Appending batches: ids first (which makes retries idempotent), then the new events by
-//! binary COPY, numbered from the commit sequence, all in one transaction.
+//! binary COPY, numbered from the commit sequence, all in one transaction. Each new event
+//! is also appended to the integrity log: its leaf hash goes into the COPY, and the log's
+//! frontier, read with the commit sequence under its row lock, is written back with it.
 
 use super::partitions::{PartitionKey, Partitions};
 use crate::Appended;
 use crate::error::StoreError;
 use crate::retention::RetentionPolicy;
+use evident_integrity::Frontier;
+use evident_integrity::merkle::leaf_hash;
 use evident_model::EncodedEvent;
 use futures_util::pin_mut;
 use std::collections::HashSet;
@@ -14,9 +18,9 @@ use tokio_postgres::{Client, Transaction};
 
 const COPY: &str = "COPY events (seq, id, time, received_at, retention_days, type, category,
     severity, priority, outcome, source, agent_id, user_id, source_ip, facility,
-    correlation_id, data, body) FROM STDIN BINARY";
+    correlation_id, data, body, leaf) FROM STDIN BINARY";
 
-const COPY_TYPES: [Type; 18] = [
+const COPY_TYPES: [Type; 19] = [
     Type::INT8,
     Type::UUID,
     Type::TIMESTAMPTZ,
@@ -35,6 +39,7 @@ const COPY_TYPES: [Type; 18] = [
     Type::TEXT,
     Type::JSONB,
     Type::TEXT,
+    Type::BYTEA,
 ];
 
 /// Appends `batch` in one transaction (committed, hence flushed, when this returns).
@@ -69,11 +74,17 @@ pub(crate) async fn insert(
     batch: &[EncodedEvent],
     days: &[i32],
 ) -> Result<Vec<Appended>, StoreError> {
-    // The row lock orders writers: sequence numbers stay gap-free and in commit order.
-    let last: i64 = tx
-        .query_one("SELECT last_seq FROM commit_seq FOR UPDATE", &[])
-        .await?
-        .get(0);
+    // The row lock orders writers: sequence numbers stay gap-free and in commit order,
+    // and the integrity log grows in that order.
+    let head = tx
+        .query_one(
+            "SELECT last_seq, log_frontier FROM commit_seq FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let last: i64 = head.get(0);
+    let mut log = Frontier::from_bytes(head.get(1))
+        .map_err(|e| StoreError::Database(format!("integrity log: {e}")))?;
     let ids: Vec<uuid::Uuid> = batch.iter().map(|e| e.event.id).collect();
     let times: Vec<time::OffsetDateTime> = batch.iter().map(|e| e.event.time).collect();
     let new: HashSet<uuid::Uuid> = tx
@@ -114,7 +125,10 @@ pub(crate) async fn insert(
         };
         let severity = i16::from(e.severity.rank());
         let priority = i16::from(e.priority.rank());
-        let row: [&(dyn ToSql + Sync); 18] = [
+        let leaf = leaf_hash(&encoded.bytes);
+        log.push(leaf);
+        let leaf = leaf.as_slice();
+        let row: [&(dyn ToSql + Sync); 19] = [
             &seq,
             &e.id,
             &e.time,
@@ -133,12 +147,16 @@ pub(crate) async fn insert(
             &opt_text(&e.correlation_id),
             data,
             &body,
+            &leaf,
         ];
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await?;
-    tx.execute("UPDATE commit_seq SET last_seq = $1", &[&seq])
-        .await?;
+    tx.execute(
+        "UPDATE commit_seq SET last_seq = $1, log_frontier = $2",
+        &[&seq, &log.to_bytes()],
+    )
+    .await?;
     Ok(outcomes)
 }
 

@@ -6,12 +6,10 @@ use crate::columns::Columns;
 use crate::error::StoreError;
 use crate::{IntegrityLog, LogVerification, Proved};
 use evident_integrity::merkle::PrunedTree;
+use evident_integrity::merkle::leaf_hash;
 use evident_integrity::verify::Verifier;
 use evident_integrity::{Checkpoint, EventProof, Frontier, Hash, Signed, Signer};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// Events handed from the reading thread to the verifying one at a time.
-const BATCH: usize = 4096;
 
 /// Bytes of the database the log walk maps into memory at most.
 const WALK_MMAP_BYTES: i64 = 2 << 30;
@@ -61,90 +59,6 @@ impl SqliteStore {
         .await
     }
 
-    /// Walks the integrity log for a verifier, on the calling thread: `start` gets the
-    /// log's first sequence number, its checkpoints, how many entries follow, and the
-    /// frontier standing in for the events retention folded away at its start, and makes
-    /// the walker; `visit` then gets every later entry in sequence order as `(seq, stored
-    /// bytes, recorded leaf hash)` (no bytes for an event retention removed: its kept
-    /// hash stands in) and returns false to stop. Returns the walker.
-    pub fn walk_log<V>(
-        &self,
-        start: impl FnOnce(i64, Vec<Signed>, u64, Frontier) -> V,
-        mut visit: impl FnMut(&mut V, i64, Option<&[u8]>, &Hash) -> bool,
-    ) -> Result<V, StoreError> {
-        let conn = super::schema::open_reader(self.db_path())?;
-        // The walk reads the table once, in order: mapped, its pages are not copied in
-        // one system call each (mapped pages are file cache the system can take back).
-        conn.pragma_update(None, "mmap_size", WALK_MMAP_BYTES)?;
-        let start_seq = start_seq(&conn)?;
-        let base = base(&conn)?;
-        let first = start_seq + base.size() as i64;
-        let count = |table: &str| -> Result<i64, StoreError> {
-            Ok(conn.query_row(
-                &format!("SELECT COUNT(*) FROM {table} WHERE seq >= ?1"),
-                [first],
-                |r| r.get(0),
-            )?)
-        };
-        let entries = count("events")? + count("pruned_leaves")?;
-        let mut walker = start(start_seq, checkpoints(&conn)?, entries.max(0) as u64, base);
-        let mut pruned_stmt =
-            conn.prepare("SELECT seq, leaf FROM pruned_leaves WHERE seq >= ?1 ORDER BY seq")?;
-        let mut pruned = pruned_stmt.query_map([first], |r| {
-            let leaf = r
-                .get_ref(1)?
-                .as_bytes()
-                .ok()
-                .and_then(|l| l.try_into().ok());
-            Ok((r.get::<_, i64>(0)?, leaf.unwrap_or([0u8; 32])))
-        })?;
-        let mut next_pruned = pruned.next().transpose()?;
-        let mut stmt = conn.prepare(
-            "SELECT seq, body, leaf, id, time, received_at, type, category, severity, priority,
-                    outcome, source, agent_id, user_id, source_ip, facility, correlation_id
-             FROM events WHERE seq >= ?1 ORDER BY seq",
-        )?;
-        // Rows before `first` have no place in the log: folded away by retention, or,
-        // on a store whose log began with it, never there. Visited, they are reported as
-        // inserted. (A store that had events before the log existed keeps those below
-        // `start_seq`, outside the log.)
-        let low = if start_seq <= 1 { i64::MIN } else { start_seq };
-        let mut rows = stmt.query([low])?;
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            while let Some((removed, leaf)) = next_pruned.filter(|(p, _)| *p < seq) {
-                if !visit(&mut walker, removed, None, &leaf) {
-                    return Ok(walker);
-                }
-                next_pruned = pruned.next().transpose()?;
-            }
-            // Read in place: no copy, no text check (the hash covers the bytes as stored).
-            // A value of another type is no stored event: it hashes as nothing and fails.
-            let body = row.get_ref(1)?.as_bytes().unwrap_or_default();
-            let mut leaf: Hash = row
-                .get_ref(2)?
-                .as_bytes()
-                .ok()
-                .and_then(|l| l.try_into().ok())
-                .unwrap_or([0; 32]);
-            // Queries filter on copies of the body's fields: a copy that disagrees with
-            // the bytes is tampering too, reported as the event altered.
-            if !columns_agree(row, body) {
-                leaf = [0; 32];
-            }
-            if !visit(&mut walker, seq, Some(body), &leaf) {
-                return Ok(walker);
-            }
-        }
-        while let Some((removed, leaf)) = next_pruned {
-            if !visit(&mut walker, removed, None, &leaf) {
-                break;
-            }
-            next_pruned = pruned.next().transpose()?;
-        }
-        Ok(walker)
-    }
-
     /// The signed checkpoints, smallest first.
     pub async fn checkpoints(&self) -> Result<Vec<Signed>, StoreError> {
         self.with_reader(checkpoints).await
@@ -189,6 +103,194 @@ fn columns_agree(row: &rusqlite::Row<'_>, body: &[u8]) -> bool {
         correlation_id: text(16),
     };
     crate::columns::agree(&columns, body)
+}
+
+/// Log entries a reading thread hands over at once.
+const CHUNK: i64 = 32_768;
+
+/// Visits the log's entries with sequence numbers in `range`, in order: each event with
+/// its stored bytes and recorded leaf hash (zeroed when its query columns disagree with
+/// the bytes, so it reads as altered), each event retention removed (`seq` from
+/// `removed_from` on) with no bytes and its kept hash. Returns false if `visit` stopped.
+fn walk_range(
+    conn: &Connection,
+    range: std::ops::Range<i64>,
+    removed_from: i64,
+    mut visit: impl FnMut(i64, Option<&[u8]>, &Hash),
+) -> Result<(), StoreError> {
+    let mut pruned_stmt = conn.prepare_cached(
+        "SELECT seq, leaf FROM pruned_leaves WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+    )?;
+    let mut pruned = pruned_stmt.query_map([range.start.max(removed_from), range.end], |r| {
+        let leaf = r
+            .get_ref(1)?
+            .as_bytes()
+            .ok()
+            .and_then(|l| l.try_into().ok());
+        Ok((r.get::<_, i64>(0)?, leaf.unwrap_or([0u8; 32])))
+    })?;
+    let mut next_pruned = pruned.next().transpose()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, body, leaf, id, time, received_at, type, category, severity, priority,
+                outcome, source, agent_id, user_id, source_ip, facility, correlation_id
+         FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([range.start, range.end])?;
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        while let Some((removed, leaf)) = next_pruned.filter(|(p, _)| *p < seq) {
+            visit(removed, None, &leaf);
+            next_pruned = pruned.next().transpose()?;
+        }
+        // Read in place: no copy, no text check (the hash covers the bytes as stored).
+        // A value of another type is no stored event: it hashes as nothing and fails.
+        let body = row.get_ref(1)?.as_bytes().unwrap_or_default();
+        let mut leaf: Hash = row
+            .get_ref(2)?
+            .as_bytes()
+            .ok()
+            .and_then(|l| l.try_into().ok())
+            .unwrap_or([0; 32]);
+        // Queries filter on copies of the body's fields: a copy that disagrees with the
+        // bytes is tampering too, reported as the event altered.
+        if !columns_agree(row, body) {
+            leaf = [0; 32];
+        }
+        visit(seq, Some(body), &leaf);
+    }
+    while let Some((removed, leaf)) = next_pruned {
+        visit(removed, None, &leaf);
+        next_pruned = pruned.next().transpose()?;
+    }
+    Ok(())
+}
+
+/// One log entry, read and hashed: sequence number, the hash of its stored bytes, the
+/// hash recorded for it, and whether retention removed it (then the two are the kept
+/// hash).
+type Entry = (i64, Hash, Hash, bool);
+
+/// Opens a reader for a walk: the walk reads the table once, in order, so the database
+/// is mapped (its pages are then not copied in one system call each; mapped pages are
+/// file cache the system can take back).
+fn walk_reader(path: &std::path::Path) -> Result<Connection, StoreError> {
+    let conn = super::schema::open_reader(path)?;
+    conn.pragma_update(None, "mmap_size", WALK_MMAP_BYTES)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// The walk behind [`IntegrityLog::verify_log`]. Two threads read alternate chunks of
+    /// the log, each checking rows' columns and hashing their bytes where they lie; this
+    /// thread takes the chunks in order and rebuilds the tree.
+    fn walk(
+        &self,
+        public: &[u8; 32],
+        witness: Option<(u64, Hash)>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<LogVerification, StoreError> {
+        let conn = walk_reader(self.db_path())?;
+        let start_seq = start_seq(&conn)?;
+        let base = base(&conn)?;
+        let checkpoints = checkpoints(&conn)?;
+        let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
+        let first = start_seq + base.size() as i64;
+        let entries: i64 = conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE seq >= ?1)
+                  + (SELECT COUNT(*) FROM pruned_leaves WHERE seq >= ?1)",
+            [first],
+            |r| r.get(0),
+        )?;
+        drop(conn);
+        let total = entries.max(0) as u64;
+        let mut verifier = Verifier::new(start_seq, checkpoints, public).with_base(base);
+        if let Some((size, root)) = witness {
+            verifier = verifier.with_witness(size, root);
+        }
+        // Rows before `first` have no place in the log: folded away by retention, or, on
+        // a store whose log began with it, never there. Walked, they are reported as
+        // inserted. (A store that had events before the log existed keeps those below
+        // `start_seq`, outside the log.)
+        let low = if start_seq <= 1 { i64::MIN } else { start_seq };
+        // Chunks of CHUNK sequence numbers as a gap-free log would number its entries;
+        // the last one is open-ended, so stray rows far beyond land in it.
+        let chunks = (entries.max(0) / CHUNK + 1) as usize;
+        let range = |k: usize| {
+            let from = if k == 0 {
+                low
+            } else {
+                first + k as i64 * CHUNK
+            };
+            let to = if k + 1 == chunks {
+                i64::MAX
+            } else {
+                first + (k as i64 + 1) * CHUNK
+            };
+            from..to
+        };
+        let path = self.db_path().to_owned();
+        std::thread::scope(|scope| -> Result<(), StoreError> {
+            let mut readers = Vec::new();
+            for reader in 0..2usize {
+                let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Entry>>(2);
+                let path = path.clone();
+                let handle = scope.spawn(move || -> Result<(), StoreError> {
+                    let conn = walk_reader(&path)?;
+                    for k in (reader..chunks).step_by(2) {
+                        let mut out = Vec::with_capacity(CHUNK as usize);
+                        // One snapshot per chunk: an event retention removes meanwhile
+                        // is seen either as itself or as its kept hash.
+                        conn.execute_batch("BEGIN")?;
+                        walk_range(&conn, range(k), first, |seq, body, recorded| {
+                            out.push(match body {
+                                Some(body) => (seq, leaf_hash(body), *recorded, false),
+                                None => (seq, *recorded, *recorded, true),
+                            });
+                        })?;
+                        conn.execute_batch("COMMIT")?;
+                        if send.send(out).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                });
+                readers.push((receive, handle));
+            }
+            let mut done = 0u64;
+            for k in 0..chunks {
+                let Ok(chunk) = readers[k % 2].0.recv() else {
+                    break;
+                };
+                for (seq, computed, recorded, removed) in &chunk {
+                    if *removed {
+                        verifier.push_pruned(*seq, recorded);
+                    } else {
+                        verifier.push_hashed(*seq, computed, recorded);
+                    }
+                }
+                done += chunk.len() as u64;
+                progress(done.min(total), total);
+                if verifier.failed() {
+                    break;
+                }
+            }
+            // Hanging up stops the readers at their next chunk.
+            let (receivers, handles): (Vec<_>, Vec<_>) = readers.into_iter().unzip();
+            drop(receivers);
+            for handle in handles {
+                handle
+                    .join()
+                    .map_err(|_| StoreError::Task("a reading thread failed".into()))??;
+            }
+            Ok(())
+        })?;
+        progress(total, total);
+        Ok(LogVerification {
+            start_seq,
+            checkpoint_sizes: sizes,
+            report: verifier.finish(),
+        })
+    }
 }
 
 fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {
@@ -331,61 +433,6 @@ impl IntegrityLog for SqliteStore {
         witness: Option<(u64, Hash)>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<LogVerification, StoreError> {
-        // Two threads: this one reads the store; the other hashes each event's bytes,
-        // rebuilds the tree and checks it against the checkpoints.
-        type Rows = Vec<(i64, Option<Vec<u8>>, Hash)>;
-        let (send, receive) = std::sync::mpsc::sync_channel::<Rows>(8);
-        let mut builder: Option<std::thread::JoinHandle<Verifier>> = None;
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut done = 0u64;
-        let (start_seq, sizes, total) = self.walk_log(
-            |start, checkpoints, events, base| {
-                let sizes: Vec<u64> = checkpoints.iter().map(|c| c.checkpoint.size).collect();
-                let mut verifier = Verifier::new(start, checkpoints, public).with_base(base);
-                if let Some((size, root)) = witness {
-                    verifier = verifier.with_witness(size, root);
-                }
-                builder = Some(std::thread::spawn(move || {
-                    for rows in receive {
-                        for (seq, body, recorded) in rows {
-                            match body {
-                                Some(body) => verifier.push(seq, &body, &recorded),
-                                None => verifier.push_pruned(seq, &recorded),
-                            }
-                        }
-                        if verifier.failed() {
-                            break;
-                        }
-                    }
-                    verifier
-                }));
-                (start, sizes, events)
-            },
-            |(_, _, total), seq, body, leaf| {
-                batch.push((seq, body.map(<[u8]>::to_vec), *leaf));
-                if batch.len() == BATCH {
-                    done += BATCH as u64;
-                    progress(done, *total);
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    // The verifying thread stops taking batches once it found a problem.
-                    return send.send(full).is_ok();
-                }
-                true
-            },
-        )?;
-        if !batch.is_empty() {
-            send.send(batch).ok();
-        }
-        drop(send);
-        progress(total, total);
-        let verifier = builder
-            .ok_or_else(|| StoreError::Database("the store has no integrity log".into()))?
-            .join()
-            .map_err(|_| StoreError::Task("the verifying thread failed".into()))?;
-        Ok(LogVerification {
-            start_seq,
-            checkpoint_sizes: sizes,
-            report: verifier.finish(),
-        })
+        self.walk(public, witness, progress)
     }
 }

@@ -213,7 +213,7 @@ async fn a_witness_catches_a_rollback_of_events_and_checkpoints_together() {
 }
 
 /// Runs `evident verify-proof` on `proof` with `public_key`: (exit code, output).
-fn verify_proof(proof: &Value, public_key: &str) -> (i32, String) {
+pub(crate) fn verify_proof(proof: &Value, public_key: &str) -> (i32, String) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), proof.to_string()).unwrap();
     let out = Command::new(BIN)

@@ -10,6 +10,7 @@ mod detection;
 mod integrity;
 mod pipeline;
 mod postgres;
+mod postgres_integrity;
 mod privacy;
 mod query;
 mod rules;

@@ -239,15 +239,25 @@ impl Pipeline {
             return Ok(events);
         }
         tokio::task::spawn_blocking(move || {
-            let (slots, mut plain): (Vec<usize>, Vec<evident_model::Event>) =
-                events.into_iter().map(|(slot, e)| (slot, e.event)).unzip();
+            // Only events with personal fields change; the others keep their encoding.
+            let (mut kept, personal): (Vec<_>, Vec<_>) = events
+                .into_iter()
+                .partition(|(_, e)| !privacy.applies_to(&e.event));
+            let (slots, mut plain): (Vec<usize>, Vec<evident_model::Event>) = personal
+                .into_iter()
+                .map(|(slot, e)| (slot, e.event))
+                .unzip();
             privacy
                 .seal(&mut plain)
                 .map_err(|e| PipelineError::Privacy(e.to_string()))?;
-            Ok(slots
-                .into_iter()
-                .zip(plain.into_iter().map(EncodedEvent::new))
-                .collect())
+            kept.extend(
+                slots
+                    .into_iter()
+                    .zip(plain.into_iter().map(EncodedEvent::new)),
+            );
+            // Lanes keep request order.
+            kept.sort_unstable_by_key(|(slot, _)| *slot);
+            Ok(kept)
         })
         .await
         .map_err(|e| PipelineError::Privacy(e.to_string()))?

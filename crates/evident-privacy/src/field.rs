@@ -10,7 +10,6 @@ use aes_gcm::{Aes256Gcm, KeyInit};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
-use std::fmt;
 use uuid::Uuid;
 
 /// Bytes of the random nonce in front of every ciphertext.
@@ -49,31 +48,7 @@ impl DataKey {
     }
 }
 
-impl PartialEq for DataKey {
-    fn eq(&self, other: &Self) -> bool {
-        // Compared without an early exit, so the time taken says nothing about the bytes.
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    }
-}
-
-impl Eq for DataKey {}
-
-impl fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DataKey(..)")
-    }
-}
-
-impl Drop for DataKey {
-    fn drop(&mut self) {
-        self.0.fill(0);
-        std::hint::black_box(&self.0);
-    }
-}
+crate::secret::secret_bytes!(DataKey);
 
 /// The associated data of a field value: a label, then the key id, the event id's 16
 /// bytes and the field path, each preceded by its length as a 32-bit big-endian integer.

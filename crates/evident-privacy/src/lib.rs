@@ -68,6 +68,7 @@ pub mod keystore;
 pub mod master;
 pub mod protect;
 pub mod pseudonym;
+mod secret;
 
 pub use field::{DataKey, open_value, seal_value};
 pub use keystore::{KeyStatus, SubjectKeys};

@@ -7,7 +7,6 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
@@ -156,31 +155,7 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-impl PartialEq for MasterKey {
-    fn eq(&self, other: &Self) -> bool {
-        // Compared without an early exit, so the time taken says nothing about the bytes.
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    }
-}
-
-impl Eq for MasterKey {}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(..)")
-    }
-}
-
-impl Drop for MasterKey {
-    fn drop(&mut self) {
-        self.0.fill(0);
-        std::hint::black_box(&self.0);
-    }
-}
+crate::secret::secret_bytes!(MasterKey);
 
 #[cfg(test)]
 mod tests {

@@ -274,13 +274,24 @@ mod tests {
     use super::*;
     use crate::testsuite::event;
 
-    fn columns_of(e: &evident_model::Event) -> (Vec<u8>, String, String, String) {
-        (
-            e.id.as_bytes().to_vec(),
-            e.event_type.clone(),
-            e.category.as_str().to_owned(),
-            e.outcome.as_str().to_owned(),
-        )
+    /// The columns a store keeps for `e`.
+    fn columns(e: &evident_model::Event) -> Columns<'_> {
+        Columns {
+            id: e.id.as_bytes(),
+            time: unix_micros(e.time),
+            received_at: unix_micros(e.received_at),
+            event_type: &e.event_type,
+            category: e.category.as_str(),
+            severity: i64::from(e.severity.rank()),
+            priority: i64::from(e.priority.rank()),
+            outcome: e.outcome.as_str(),
+            source: e.source.as_deref(),
+            agent_id: e.agent_id.as_deref(),
+            user_id: e.actor.user_id.as_deref(),
+            source_ip: e.actor.ip.as_deref(),
+            facility: e.facility.as_deref(),
+            correlation_id: e.correlation_id.as_deref(),
+        }
     }
 
     #[test]
@@ -291,24 +302,7 @@ mod tests {
         encoded.event.facility = Some("plant-1".into());
         encoded.event.correlation_id = Some("req-1".into());
         let encoded = evident_model::EncodedEvent::new(encoded.event);
-        let e = &encoded.event;
-        let (id, ty, category, outcome) = columns_of(e);
-        let right = Columns {
-            id: &id,
-            time: unix_micros(e.time),
-            received_at: unix_micros(e.received_at),
-            event_type: &ty,
-            category: &category,
-            severity: i64::from(e.severity.rank()),
-            priority: i64::from(e.priority.rank()),
-            outcome: &outcome,
-            source: e.source.as_deref(),
-            agent_id: e.agent_id.as_deref(),
-            user_id: e.actor.user_id.as_deref(),
-            source_ip: e.actor.ip.as_deref(),
-            facility: e.facility.as_deref(),
-            correlation_id: e.correlation_id.as_deref(),
-        };
+        let right = columns(&encoded.event);
         assert!(agree(&right, &encoded.bytes));
         let other_id = uuid::Uuid::new_v4();
         let wrong = [
@@ -395,24 +389,7 @@ mod tests {
             .clone();
         e.facility = Some("plant-\"1\"".into());
         let encoded = evident_model::EncodedEvent::new(e);
-        let e = &encoded.event;
-        let (id, ty, category, outcome) = columns_of(e);
-        let columns = Columns {
-            id: &id,
-            time: unix_micros(e.time),
-            received_at: unix_micros(e.received_at),
-            event_type: &ty,
-            category: &category,
-            severity: i64::from(e.severity.rank()),
-            priority: i64::from(e.priority.rank()),
-            outcome: &outcome,
-            source: e.source.as_deref(),
-            agent_id: e.agent_id.as_deref(),
-            user_id: e.actor.user_id.as_deref(),
-            source_ip: e.actor.ip.as_deref(),
-            facility: e.facility.as_deref(),
-            correlation_id: e.correlation_id.as_deref(),
-        };
+        let columns = columns(&encoded.event);
         assert!(agree(&columns, &encoded.bytes));
         assert!(!agree(
             &Columns {

@@ -5,12 +5,36 @@
 use crate::LogVerification;
 use crate::error::StoreError;
 use evident_integrity::verify::Verifier;
-use evident_integrity::{Frontier, Hash, Signed};
+use evident_integrity::{Checkpoint, Frontier, Hash, Signed, Signer};
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 
 /// Events handed from the reading thread to the verifying one at a time.
 const BATCH: usize = 4096;
+
+/// The checkpoint to sign for a log now at `log`, whose largest signed checkpoint so
+/// far is `last`: none when nothing was committed since.
+pub(crate) fn next_checkpoint(
+    log: &Frontier,
+    last: Option<i64>,
+    signer: &Signer,
+    origin: String,
+) -> Result<Option<Signed>, StoreError> {
+    let size = log.size();
+    if size == 0 || last.is_some_and(|l| l.max(0) as u64 >= size) {
+        return Ok(None);
+    }
+    let checkpoint = Checkpoint {
+        origin,
+        size,
+        root: log.root(),
+        time: evident_model::unix_micros(time::OffsetDateTime::now_utc()),
+    };
+    signer
+        .sign(checkpoint)
+        .map(Some)
+        .map_err(|e| StoreError::Database(format!("checkpoint: {e}")))
+}
 
 /// Entries of the log handed over at once: sequence number, where the stored bytes are
 /// in `bytes` (none for an event retention removed, whose kept leaf hash stands in for
@@ -170,6 +194,54 @@ impl PathBuilder {
         }
     }
 
+    /// The path of leaf `index` in the tree of `size` leaves whose first `base.size()`
+    /// leaves retention folded into `base`: the leaves read next are those after the
+    /// base. Each run of the path that lies within the base is one of its peaks, and the
+    /// run the base ends in starts with its last peaks (the path's runs left of the leaf
+    /// are perfect subtrees, each inside one peak or holding whole ones). `None` if the
+    /// leaf is inside the base.
+    pub(crate) fn after_base(index: u64, size: u64, base: &Frontier) -> Option<Self> {
+        let mut builder = Self::new(index, size);
+        let folded = base.size();
+        if folded == 0 {
+            return Some(builder);
+        }
+        if index < folded || index >= size {
+            return None;
+        }
+        let mut peaks = base.peaks().iter();
+        // The peaks of the run now filled, and how many leaves they hold.
+        let mut held: Vec<Hash> = Vec::new();
+        let mut held_size = 0u64;
+        let mut position = 0u64;
+        for bit in (0..u64::BITS).rev() {
+            let width = 1u64 << bit;
+            if folded & width == 0 {
+                continue;
+            }
+            let peak = peaks.next()?;
+            while let Some(&run) = builder.order.get(builder.at)
+                && position >= builder.runs[run].1
+            {
+                builder.heads[run] = frontier_of(held_size, &held)?.root();
+                held.clear();
+                held_size = 0;
+                builder.at += 1;
+            }
+            let &run = builder.order.get(builder.at)?;
+            let (from, to) = builder.runs[run];
+            if position < from || position + width > to {
+                return None;
+            }
+            held.push(*peak);
+            held_size += width;
+            position += width;
+        }
+        builder.current = frontier_of(held_size, &held)?;
+        builder.read = folded;
+        Some(builder)
+    }
+
     /// The next leaf hash of the tree, in order.
     pub(crate) fn push(&mut self, leaf: &Hash) {
         let position = self.read;
@@ -201,6 +273,16 @@ impl PathBuilder {
         }
         Some(self.heads)
     }
+}
+
+/// The frontier of a tree of `size` leaves whose peaks are `peaks`, largest first.
+fn frontier_of(size: u64, peaks: &[Hash]) -> Option<Frontier> {
+    let mut bytes = Vec::with_capacity(8 + 32 * peaks.len());
+    bytes.extend_from_slice(&size.to_be_bytes());
+    for peak in peaks {
+        bytes.extend_from_slice(peak);
+    }
+    Frontier::from_bytes(&bytes).ok()
 }
 
 /// The runs of leaves whose heads make the path of leaf `index` in the tree over leaves
@@ -253,6 +335,35 @@ mod tests {
                 long.push(leaf);
             }
             assert_eq!(long.finish(), None);
+        }
+    }
+
+    #[test]
+    fn paths_built_after_a_folded_base_are_the_inclusion_proofs() {
+        for size in 1..=70u64 {
+            let leaves: Vec<Hash> = (0..size).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            for folded in 0..=size {
+                let mut base = Frontier::new();
+                for leaf in &leaves[..folded as usize] {
+                    base.push(*leaf);
+                }
+                for index in 0..size {
+                    let Some(mut builder) = PathBuilder::after_base(index, size, &base) else {
+                        assert!(index < folded, "size {size} base {folded} index {index}");
+                        continue;
+                    };
+                    assert!(folded == 0 || index >= folded);
+                    assert_eq!(builder.read(), folded);
+                    for leaf in &leaves[folded as usize..] {
+                        builder.push(leaf);
+                    }
+                    assert_eq!(
+                        builder.finish(),
+                        inclusion_proof(&leaves, index as usize),
+                        "size {size} base {folded} index {index}"
+                    );
+                }
+            }
         }
     }
 }

@@ -42,19 +42,9 @@ impl PgStore {
         let log = Frontier::from_bytes(row.get(0))
             .map_err(|e| StoreError::Database(format!("integrity log: {e}")))?;
         let last: Option<i64> = row.get(1);
-        let size = log.size();
-        if size == 0 || last.is_some_and(|l| l.max(0) as u64 >= size) {
+        let Some(signed) = crate::integrity::next_checkpoint(&log, last, &signer, origin)? else {
             return Ok(None);
-        }
-        let checkpoint = Checkpoint {
-            origin,
-            size,
-            root: log.root(),
-            time: evident_model::unix_micros(time::OffsetDateTime::now_utc()),
         };
-        let signed = signer
-            .sign(checkpoint)
-            .map_err(|e| StoreError::Database(format!("checkpoint: {e}")))?;
         tx.execute(
             "INSERT INTO checkpoints (size, root, time, origin, key_id, signature)
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -29,19 +29,10 @@ impl SqliteStore {
                 .query_row("SELECT MAX(size) FROM checkpoints", [], |r| r.get(0))
                 .optional()?
                 .flatten();
-            let size = log.size();
-            if size == 0 || last.is_some_and(|l| l as u64 >= size) {
+            let Some(signed) = crate::integrity::next_checkpoint(&log, last, &signer, origin)?
+            else {
                 return Ok(None);
-            }
-            let checkpoint = Checkpoint {
-                origin,
-                size,
-                root: log.root(),
-                time: evident_model::unix_micros(time::OffsetDateTime::now_utc()),
             };
-            let signed = signer
-                .sign(checkpoint)
-                .map_err(|e| StoreError::Database(format!("checkpoint: {e}")))?;
             conn.execute(
                 "INSERT INTO checkpoints (size, root, time, origin, key_id, signature)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -207,6 +207,14 @@ impl Server {
         }
     }
 
+    /// The published public key checkpoints are signed with (base64).
+    pub async fn public_key(&self) -> String {
+        self.get_ok("/api/v1/integrity/key").await["public_key"]
+            .as_str()
+            .expect("a public key")
+            .to_owned()
+    }
+
     /// The server process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -256,4 +264,14 @@ pub fn probe_status(base: &str, path: &str) -> Option<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The ids an ingest answer gives its events, in request order.
+pub fn stored_ids(answer: &Value) -> Vec<String> {
+    answer["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| id.as_str().expect("an id").to_owned())
+        .collect()
 }

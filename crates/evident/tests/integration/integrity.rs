@@ -1,7 +1,7 @@
 //! Tamper evidence on the embedded store: a stopped server's data directory is edited
 //! behind its back, and `evident verify` must name what changed.
 
-use super::common::{BIN, Server};
+use super::common::{BIN, Server, stored_ids};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -165,10 +165,7 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
 async fn a_witness_catches_a_rollback_of_events_and_checkpoints_together() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
-    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = server.public_key().await;
     let batch = |from: usize| {
         Value::Array(
             (from..from + 20)
@@ -231,21 +228,13 @@ pub(crate) fn verify_proof(proof: &Value, public_key: &str) -> (i32, String) {
 async fn proofs_hold_offline_and_fail_for_a_tampered_event() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_with(dir.path(), &["--checkpoint-every", "1"]);
-    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = server.public_key().await;
     let events: Vec<Value> = (0..25)
         .map(|i| json!({"type": "station.operation", "facility": if i % 2 == 0 { "plant-1" } else { "plant-2" }, "data": {"n": i}}))
         .collect();
     let (status, body) = server.post_json(&Value::Array(events)).await;
     assert_eq!(status, 202, "{body}");
-    let ids: Vec<String> = body["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| id.as_str().unwrap().to_owned())
-        .collect();
+    let ids = stored_ids(&body);
     let reader = server.create_key_with("read", &["--facility", "plant-1"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let proof = loop {

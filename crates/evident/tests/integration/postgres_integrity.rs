@@ -1,7 +1,7 @@
 //! Tamper evidence on PostgreSQL: a stopped server's database is edited behind its back
 //! with SQL, and `evident verify --database-url` must name what changed.
 
-use super::common::{BIN, Server};
+use super::common::{BIN, Server, stored_ids};
 use super::integrity::verify_proof;
 use evident_integrity::merkle::leaf_hash;
 use evident_integrity::{Checkpoint, Frontier, Signer};
@@ -64,21 +64,13 @@ async fn verify_names_what_was_changed_in_the_postgres_store() {
         dir.path(),
         &["--database-url", &db.url, "--checkpoint-every", "1"],
     );
-    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = server.public_key().await;
     let events: Vec<Value> = (0..30)
         .map(|i| json!({"type": "user.login", "target": {"resource": format!("user{i}")}, "data": {"n": i}}))
         .collect();
     let (status, body) = server.post_json(&Value::Array(events)).await;
     assert_eq!(status, 202, "{body}");
-    let ids: Vec<String> = body["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| id.as_str().unwrap().to_owned())
-        .collect();
+    let ids = stored_ids(&body);
 
     // The service checks its own log on request, once a checkpoint covers the events.
     let deadline = Instant::now() + Duration::from_secs(10);

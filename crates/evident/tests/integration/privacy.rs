@@ -195,10 +195,7 @@ async fn personal_data_is_sealed_detected_by_pseudonym_and_erased() {
     assert_eq!(findings["findings"].as_array().unwrap().len(), 1);
 
     // The log still verifies: its hashes cover the ciphertext, which did not change.
-    let public = server.get_ok("/api/v1/integrity/key").await["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let public = server.public_key().await;
     assert!(server.terminate().success());
     let out = Command::new(BIN)
         .args([

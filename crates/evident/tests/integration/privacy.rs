@@ -272,3 +272,92 @@ async fn protection_can_be_turned_off_and_fields_chosen() {
         .await;
     assert_eq!(status, 404, "no protection, no erasure");
 }
+
+/// Every row of every table of the database at `url`, as text.
+async fn database_text(url: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tables = client
+        .query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for table in tables {
+        let name: String = table.get(0);
+        // The name comes from the catalog, quoted as an identifier.
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM \"{}\" t",
+                    name.replace('"', "\"\"")
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        text.push_str(&row.get::<_, String>(0));
+    }
+    text
+}
+
+#[tokio::test]
+async fn on_postgres_personal_data_is_sealed_and_erasure_keeps_the_log_verifying() {
+    let db = evident_store::testsuite::ScratchPostgres::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(
+        dir.path(),
+        &["--database-url", &db.url, "--checkpoint-every", "1"],
+    );
+    let (status, body) = server.post_json(&Value::Array(failures(6))).await;
+    assert_eq!(status, 202, "{body}");
+    let page = server
+        .get_ok(&format!("/api/v1/events?user_id={USER}"))
+        .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 6, "{page}");
+    assert_eq!(page["events"][0]["actor"]["ip"], IP);
+    let stored = database_text(&db.url).await;
+    for needle in [USER, IP, "AgentSecretUA"] {
+        assert!(
+            !stored.contains(needle),
+            "`{needle}` in the clear in the database"
+        );
+    }
+    assert!(stored.contains("ps_"), "pseudonyms are stored");
+
+    let (status, erased) = server
+        .post_to("/api/v1/privacy/erasure", &json!({"subject": USER}))
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    let page = server
+        .get_ok(&format!(
+            "/api/v1/events?user_id={}",
+            erased["subject"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(page["events"][0]["sealed"]["erased"], true, "{page}");
+    let public = server.public_key().await;
+    assert!(server.terminate().success());
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--no-witness",
+            "--public-key",
+            &public,
+            "--database-url",
+            &db.url,
+            "--data-dir",
+        ])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_no_plaintext(dir.path(), "the data directory, after erasure");
+}

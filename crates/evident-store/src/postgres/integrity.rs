@@ -5,8 +5,15 @@
 //! order is the seq order. A walk or a proof reads one snapshot (REPEATABLE READ), so the
 //! checkpoints it checks against and the events it reads belong together, and reads the
 //! events through the index on seq (merged across partitions, never sorted).
+//!
+//! Retention removes events (see `partitions.rs`): their leaf hashes are kept in
+//! `pruned_leaves` and stand in for them, merged with the events in seq order. A run of
+//! removed events at the log's start is folded into a base frontier (`log_base`) once a
+//! signed checkpoint of exactly its size vouches for it; the walk and the proofs start
+//! from it.
 
 use super::PgStore;
+use super::partitions::RETENTION_LOCK;
 use crate::columns::Columns;
 use crate::error::StoreError;
 use crate::integrity::{LogWalk, PathBuilder};
@@ -14,7 +21,7 @@ use crate::{IntegrityLog, LogVerification, Proved};
 use evident_integrity::{Checkpoint, EventProof, Frontier, Hash, Signed, Signer};
 use std::borrow::Cow;
 use std::sync::Arc;
-use tokio_postgres::{GenericClient, IsolationLevel, Row, Transaction};
+use tokio_postgres::{Client, GenericClient, IsolationLevel, Portal, Row, Transaction};
 
 /// Rows fetched from the server at a time while walking the log or reading its leaves.
 const FETCH: i32 = 4096;
@@ -86,23 +93,28 @@ impl PgStore {
     ) -> Result<LogVerification, StoreError> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
-        let (start_seq, last_seq) = log_range(&tx).await?;
+        let head = log_head(&tx).await?;
         let checkpoints = checkpoints(&tx).await?;
-        let expected = u64::try_from(last_seq - start_seq + 1).unwrap_or(0);
+        let first = head.first();
+        let expected = u64::try_from(head.last_seq - first + 1).unwrap_or(0);
+        let start_seq = head.start;
         let mut walk = LogWalk::start(
             start_seq,
-            Frontier::new(),
+            head.base,
             checkpoints,
             expected,
             public,
             witness,
             progress,
         );
-        // Rows before the log's start have no place in it on a store whose log began with
-        // it: visited, they are reported as inserted. (A store that had events before the
-        // log existed keeps those below `log_start`, outside the log.)
+        // Rows before `first` have no place in the log: folded away by retention, or, on
+        // a store whose log began with it, never there. Visited, they are reported as
+        // inserted. (A store that had events before the log existed keeps those below
+        // `log_start`, outside the log.)
         let low = if start_seq <= 1 { i64::MIN } else { start_seq };
         let portal = tx.bind(WALK, &[&low]).await?;
+        let mut kept = Kept::open(&tx, first, i64::MAX).await?;
+        let mut going = true;
         'walk: loop {
             let rows = tx.query_portal(&portal, FETCH).await?;
             if rows.is_empty() {
@@ -110,12 +122,22 @@ impl PgStore {
             }
             for row in &rows {
                 let (seq, body, leaf) = walked(row)?;
+                while let Some((removed, leaf)) = kept.next_before(Some(seq)).await? {
+                    if !walk.push(removed, None, leaf) {
+                        going = false;
+                        break 'walk;
+                    }
+                }
                 if !walk.push(seq, Some(body), leaf) {
+                    going = false;
                     break 'walk;
                 }
             }
         }
-        drop(portal);
+        while going && let Some((removed, leaf)) = kept.next_before(None).await? {
+            going = walk.push(removed, None, leaf);
+        }
+        drop((portal, kept));
         tx.rollback().await?;
         walk.finish()
     }
@@ -127,7 +149,8 @@ impl PgStore {
             return Ok(None);
         };
         let (seq, body) = (event.seq, event.bytes);
-        let (start, _) = log_range(&tx).await?;
+        let head = log_head(&tx).await?;
+        let start = head.start;
         if seq < start {
             return Ok(Some(Proved::OutsideLog(seq)));
         }
@@ -140,30 +163,50 @@ impl PgStore {
             return Ok(Some(Proved::NotYetSigned(seq)));
         }
         let end = start.saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
-        let mut path = PathBuilder::new(index, size);
+        let first = head.first();
+        // The leaves retention folded are in the base: the path starts from its peaks.
+        let mut path = PathBuilder::after_base(index, size, &head.base).ok_or_else(|| {
+            StoreError::Database(format!(
+                "event {seq} lies where the log's start was removed by retention: run evident verify"
+            ))
+        })?;
         let portal = tx
             .bind(
                 "SELECT seq, leaf FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq",
-                &[&start, &end],
+                &[&first, &end],
             )
             .await?;
-        // The first place where the stored sequence numbers leave the log's order.
+        let mut kept = Kept::open(&tx, first, end).await?;
+        // The first place where the sequence numbers read leave the log's order.
         let mut out_of_place = None;
+        let mut place = |seq: i64, leaf: &Hash| {
+            let expected = start + path.read() as i64;
+            if out_of_place.is_none() && seq != expected {
+                out_of_place = Some(expected);
+            }
+            path.push(leaf);
+        };
         loop {
             let rows = tx.query_portal(&portal, FETCH).await?;
             if rows.is_empty() {
                 break;
             }
             for row in &rows {
-                let expected = start + path.read() as i64;
-                if out_of_place.is_none() && row.try_get::<_, i64>(0)? != expected {
-                    out_of_place = Some(expected);
+                let seq: i64 = row.try_get(0)?;
+                while let Some((removed, leaf)) = kept.next_before(Some(seq)).await? {
+                    place(removed, &leaf);
                 }
                 let leaf: Option<&[u8]> = row.try_get(1)?;
-                path.push(&leaf.and_then(|l| l.try_into().ok()).unwrap_or([0; 32]));
+                place(
+                    seq,
+                    &leaf.and_then(|l| l.try_into().ok()).unwrap_or([0; 32]),
+                );
             }
         }
-        drop(portal);
+        while let Some((removed, leaf)) = kept.next_before(None).await? {
+            place(removed, &leaf);
+        }
+        drop((portal, kept));
         tx.rollback().await?;
         if let Some(seq) = out_of_place {
             return Err(StoreError::Database(format!(
@@ -200,11 +243,61 @@ pub(super) async fn snapshot(
         .read_only(true)
         .start()
         .await?;
+    // Before the snapshot is taken (at the first query): a partition being dropped is
+    // waited for, so the snapshot sees its events either in it or as their kept hashes,
+    // never neither; and none is dropped while the snapshot is read.
+    tx.batch_execute("LOCK TABLE events IN ACCESS SHARE MODE")
+        .await?;
     // The walk and the proofs read events in seq order: the index on seq, merged across
     // the partitions, streams them so; a sort of the whole table never may, whatever the
     // planner estimates.
     tx.batch_execute("SET LOCAL enable_sort = off").await?;
     Ok(tx)
+}
+
+/// The leaf hashes kept for events retention removed, from `pruned_leaves` in seq order,
+/// read a chunk at a time beside the events they are merged with.
+struct Kept<'t> {
+    tx: &'t Transaction<'t>,
+    portal: Portal,
+    rows: std::collections::VecDeque<(i64, Hash)>,
+    done: bool,
+}
+
+impl<'t> Kept<'t> {
+    /// The kept leaves of sequence numbers `from..to`.
+    async fn open(tx: &'t Transaction<'t>, from: i64, to: i64) -> Result<Self, StoreError> {
+        let portal = tx
+            .bind(
+                "SELECT seq, leaf FROM pruned_leaves WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+                &[&from, &to],
+            )
+            .await?;
+        Ok(Self {
+            tx,
+            portal,
+            rows: std::collections::VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// The next kept leaf if its sequence number is below `bound` (any, when `None`). A
+    /// kept hash that is not 32 bytes reads as zeros, so it breaks the head it is in.
+    async fn next_before(&mut self, bound: Option<i64>) -> Result<Option<(i64, Hash)>, StoreError> {
+        if self.rows.is_empty() && !self.done {
+            let rows = self.tx.query_portal(&self.portal, FETCH).await?;
+            self.done = rows.len() < FETCH as usize;
+            for row in &rows {
+                let leaf: &[u8] = row.try_get(1)?;
+                self.rows
+                    .push_back((row.try_get(0)?, leaf.try_into().unwrap_or([0; 32])));
+            }
+        }
+        match self.rows.front() {
+            Some(&(seq, _)) if bound.is_none_or(|bound| seq < bound) => Ok(self.rows.pop_front()),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// One walked row: its sequence number, stored bytes and recorded leaf hash; the leaf is
@@ -283,12 +376,124 @@ fn nul_as_columns_hold_it(body: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// The log's first sequence number and the last one handed out.
-async fn log_range(client: &impl GenericClient) -> Result<(i64, i64), StoreError> {
+/// Where the log stands: its first sequence number, the last one handed out, and the
+/// frontier standing in for its first events retention folded away.
+struct LogHead {
+    start: i64,
+    last_seq: i64,
+    base: Frontier,
+}
+
+impl LogHead {
+    /// The first sequence number after the base: the walk's first entry.
+    fn first(&self) -> i64 {
+        self.start
+            .saturating_add(i64::try_from(self.base.size()).unwrap_or(i64::MAX))
+    }
+}
+
+async fn log_head(client: &impl GenericClient) -> Result<LogHead, StoreError> {
     let row = client
-        .query_one("SELECT log_start, last_seq FROM commit_seq", &[])
+        .query_one("SELECT log_start, last_seq, log_base FROM commit_seq", &[])
         .await?;
-    Ok((row.get(0), row.get(1)))
+    Ok(LogHead {
+        start: row.try_get(0)?,
+        last_seq: row.try_get(1)?,
+        base: base_of(row.try_get(2)?)?,
+    })
+}
+
+/// The base frontier stored as `bytes` (empty when none is).
+fn base_of(bytes: Option<&[u8]>) -> Result<Frontier, StoreError> {
+    match bytes {
+        Some(bytes) => Frontier::from_bytes(bytes)
+            .map_err(|e| StoreError::Database(format!("integrity log base: {e}"))),
+        None => Ok(Frontier::new()),
+    }
+}
+
+/// Folds the removed events at the start of the integrity log into its base frontier, up
+/// to the largest signed checkpoint they reach and whose head the folded frontier
+/// matches: that checkpoint then vouches for the frontier, and their kept leaf hashes can
+/// go. Returns how many were folded.
+pub(super) async fn fold_log_start(client: &mut Client) -> Result<u64, StoreError> {
+    let tx = client.transaction().await?;
+    // One fold at a time (only a fold changes the base), and none while a partition is
+    // being dropped.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&RETENTION_LOCK])
+        .await?;
+    let row = tx
+        .query_one("SELECT log_start, log_base FROM commit_seq", &[])
+        .await?;
+    let start: i64 = row.try_get(0)?;
+    let mut frontier = base_of(row.try_get(1)?)?;
+    let folded_size = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
+    let first_held = start.saturating_add(folded_size);
+    // The removed run at the log's start ends where the first event still held is.
+    let next_event: Option<i64> = tx
+        .query_one(
+            "SELECT MIN(seq) FROM events WHERE seq >= $1",
+            &[&first_held],
+        )
+        .await?
+        .try_get(0)?;
+    let run_end = next_event.unwrap_or(i64::MAX);
+    let Some(target) = tx
+        .query_opt(
+            "SELECT size, root FROM checkpoints WHERE size > $1 AND size <= $2
+             ORDER BY size DESC, time LIMIT 1",
+            &[&folded_size, &run_end.saturating_sub(start)],
+        )
+        .await?
+    else {
+        return Ok(0);
+    };
+    let size: i64 = target.try_get(0)?;
+    let root: &[u8] = target.try_get(1)?;
+    let end = start.saturating_add(size);
+    let portal = tx
+        .bind(
+            "SELECT seq, leaf FROM pruned_leaves WHERE seq >= $1 AND seq < $2 ORDER BY seq",
+            &[&first_held, &end],
+        )
+        .await?;
+    let mut expected = first_held;
+    loop {
+        let rows = tx.query_portal(&portal, FETCH).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let seq: i64 = row.try_get(0)?;
+            let leaf: &[u8] = row.try_get(1)?;
+            let Ok(leaf) = Hash::try_from(leaf) else {
+                return Ok(0);
+            };
+            if seq != expected {
+                // A gap in the kept hashes: leave the log as it is for verify to report.
+                return Ok(0);
+            }
+            frontier.push(leaf);
+            expected += 1;
+        }
+    }
+    drop(portal);
+    // A kept hash that was changed: leave it too, for verify to name its range.
+    if expected != end || frontier.root().as_slice() != root {
+        return Ok(0);
+    }
+    tx.execute(
+        "UPDATE commit_seq SET log_base = $1",
+        &[&frontier.to_bytes()],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM pruned_leaves WHERE seq >= $1 AND seq < $2",
+        &[&first_held, &end],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(u64::try_from(end - first_held).unwrap_or(0))
 }
 
 async fn checkpoints(client: &impl GenericClient) -> Result<Vec<Signed>, StoreError> {

@@ -1,6 +1,10 @@
 //! Monthly partitions per retention class: created ahead of time and on demand, dropped or
 //! trimmed when their retention has passed.
 //!
+//! Removing events keeps the integrity log verifiable: the leaf hash of each removed
+//! event of the log moves to `pruned_leaves` in the transaction that removes the event
+//! (see `integrity.rs` for how the walk and the proofs use them).
+//!
 //! `events` is partitioned by list on `retention_days` into `events_r{days}`, each by
 //! range on event time into `events_r{days}_{yyyymm}`. DDL cannot take parameters; the
 //! names and bounds in it are built only from integers evident computes, never from
@@ -143,10 +147,14 @@ async fn create(client: &impl GenericClient, key: PartitionKey) -> Result<(), St
 /// Rows deleted per statement when trimming, so no statement holds locks for long.
 const TRIM_CHUNK: i64 = 10_000;
 
+/// Key of the advisory lock that serialises dropping partitions and folding the log's
+/// start, between servers sharing the database.
+pub(super) const RETENTION_LOCK: i64 = 0x6576_6964_656e_7403;
+
 /// Drops every partition whose whole month is past its class's retention, trims expired
 /// rows from the partition the cutoff falls in, and removes the ids of what went.
 pub(crate) async fn enforce(
-    client: &Client,
+    client: &mut Client,
     partitions: &Partitions,
     now: OffsetDateTime,
 ) -> Result<RetentionReport, StoreError> {
@@ -168,12 +176,13 @@ pub(crate) async fn enforce(
     for key in keys {
         let cutoff = now - time::Duration::days(key.days.into());
         if key.end() <= cutoff {
-            client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", key.table()))
-                .await?;
+            let dropped = drop_partition(client, &key).await?;
             partitions.forget(&key);
+            // Also when another server dropped it: its ids may not be gone yet.
             report.removed += trim_ids(client, key.days, key.start(), key.end()).await?;
-            report.dropped_partitions.push(key.table());
+            if dropped {
+                report.dropped_partitions.push(key.table());
+            }
         } else if key.start() < cutoff {
             trim(client, &key, cutoff).await?;
             report.removed += trim_ids(client, key.days, key.start(), cutoff).await?;
@@ -182,6 +191,39 @@ pub(crate) async fn enforce(
     Ok(report)
 }
 
+/// Drops a partition, keeping the leaf hashes of its events of the log first, in the same
+/// transaction; returns false if it was gone already (dropped by another server).
+async fn drop_partition(client: &mut Client, key: &PartitionKey) -> Result<bool, StoreError> {
+    let table = key.table();
+    let tx = client.transaction().await?;
+    // One dropper at a time: two would each read the partition, then wait for the other
+    // to let go of it to drop it.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&RETENTION_LOCK])
+        .await?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(false);
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO pruned_leaves (seq, leaf)
+             SELECT seq, leaf FROM {table}
+              WHERE leaf IS NOT NULL AND seq >= (SELECT log_start FROM commit_seq)
+             ON CONFLICT (seq) DO NOTHING"
+        ),
+        &[],
+    )
+    .await?;
+    tx.batch_execute(&format!("DROP TABLE {table}")).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Deletes a partition's events from before `cutoff` in chunks, each statement keeping
+/// the leaf hashes of the events of the log it deletes.
 async fn trim(
     client: &Client,
     key: &PartitionKey,
@@ -189,10 +231,27 @@ async fn trim(
 ) -> Result<(), StoreError> {
     let table = key.table();
     let sql = format!(
-        "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE time < $1 LIMIT $2)"
+        "WITH gone AS (
+             DELETE FROM {table}
+              WHERE ctid IN (SELECT ctid FROM {table} WHERE time < $1 LIMIT $2)
+             RETURNING seq, leaf
+         ), kept AS (
+             INSERT INTO pruned_leaves (seq, leaf)
+             SELECT seq, leaf FROM gone
+              WHERE leaf IS NOT NULL AND seq >= (SELECT log_start FROM commit_seq)
+             ON CONFLICT (seq) DO NOTHING
+         )
+         SELECT COUNT(*) FROM gone"
     );
-    while client.execute(&sql, &[&cutoff, &TRIM_CHUNK]).await? == TRIM_CHUNK as u64 {}
-    Ok(())
+    loop {
+        let deleted: i64 = client
+            .query_one(&sql, &[&cutoff, &TRIM_CHUNK])
+            .await?
+            .get(0);
+        if deleted < TRIM_CHUNK {
+            return Ok(());
+        }
+    }
 }
 
 /// Removes the ids of a class's events in `[from, to)`; returns how many (each id is

@@ -35,6 +35,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_integrity_log.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_retention_log.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.

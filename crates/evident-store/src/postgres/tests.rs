@@ -510,3 +510,244 @@ async fn the_walk_reads_events_through_the_seq_index() {
     assert!(plan.contains("Index Scan"), "{plan}");
     assert!(!plan.contains("Sort  ("), "no sort of the table: {plan}");
 }
+
+/// Retention drops partitions at the start and in the middle of the log and trims the
+/// boundary month; the log still verifies (from the checkpoint at its new start, and
+/// through the kept hashes), held events still get proofs, and tampering with what stands
+/// in for the removed events is caught.
+#[tokio::test]
+async fn the_log_verifies_and_proves_after_retention() {
+    use evident_integrity::verify::Problem;
+    use time::macros::datetime;
+    let (_db, s) = store().await;
+    let signer = Arc::new(Signer::generate());
+    let public = signer.public_key();
+    let at = |ty: &str, time: time::OffsetDateTime| {
+        let mut e = testsuite::event(ty, 0, Severity::Info).event;
+        e.time = time;
+        evident_model::EncodedEvent::new(e)
+    };
+    let (january, february) = (
+        datetime!(2024-01-10 00:00 UTC),
+        datetime!(2024-02-10 00:00 UTC),
+    );
+    let (early_march, late_march) = (
+        datetime!(2024-03-02 00:00 UTC),
+        datetime!(2024-03-20 00:00 UTC),
+    );
+    // Debug events are kept 30 days, logins 7 years. As of 2024-04-10, January's and
+    // February's debug partitions are dropped whole, and March's is trimmed to the events
+    // from March 11 on.
+    let rounds: Vec<Vec<_>> = vec![
+        (0..10).map(|_| at("debug.trace", january)).collect(),
+        (0..10)
+            .map(|i| {
+                if i < 6 {
+                    at("debug.trace", february)
+                } else {
+                    at("auth.login", january)
+                }
+            })
+            .collect(),
+        (0..10)
+            .map(|i| at(["auth.login", "debug.trace"][i % 2], january))
+            .collect(),
+        (0..10)
+            .map(|i| at(["auth.login", "debug.trace"][i % 2], early_march))
+            .collect(),
+        (0..10)
+            .map(|i| at(["auth.login", "debug.trace"][i % 2], late_march))
+            .collect(),
+    ];
+    let mut held = Vec::new();
+    for batch in rounds {
+        held.extend(
+            batch
+                .iter()
+                .filter(|e| e.event.event_type == "auth.login" || e.event.time == late_march)
+                .map(|e| e.event.id),
+        );
+        s.append(batch.into()).await.unwrap();
+        s.sign_checkpoint(signer.clone(), "test".into())
+            .await
+            .unwrap()
+            .expect("a checkpoint per round");
+    }
+    let report = s.maintain(datetime!(2024-04-10 00:00 UTC)).await.unwrap();
+    assert_eq!(report.removed, 26, "{report:?}");
+    assert_eq!(
+        report.dropped_partitions,
+        vec!["events_r30_202401".to_string(), "events_r30_202402".into()]
+    );
+
+    // The removed run at the start (seq 1..=16) folds up to the checkpoint at 10, the
+    // largest it covers; the other removed events keep their hashes.
+    let client = s.client().await.unwrap();
+    let state = |client: deadpool_postgres::Object| async move {
+        let row = client
+            .query_one(
+                "SELECT log_base, (SELECT array_agg(seq ORDER BY seq) FROM pruned_leaves)
+                 FROM commit_seq",
+                &[],
+            )
+            .await
+            .unwrap();
+        let base: Option<Vec<u8>> = row.get(0);
+        let kept: Vec<i64> = row.get(1);
+        (
+            base.map(|b| Frontier::from_bytes(&b).unwrap()),
+            kept,
+            client,
+        )
+    };
+    let (base, kept, client) = state(client).await;
+    assert_eq!(base.expect("a base").size(), 10);
+    let mut removed: Vec<i64> = (11..=16).collect();
+    removed.extend((22..=30).step_by(2));
+    removed.extend((32..=40).step_by(2));
+    assert_eq!(kept, removed);
+
+    let walked = verify(&s, public).await;
+    assert_eq!(walked.report.problem, None, "{walked:?}");
+    assert_eq!(walked.start_seq, 1);
+    assert_eq!(
+        (
+            walked.report.verified,
+            walked.report.pruned,
+            walked.report.checkpoints,
+            walked.report.unverified_tail
+        ),
+        (50, 26, 5, 0),
+        "{walked:?}"
+    );
+    assert_eq!(held.len(), 24);
+    for id in &held {
+        let Some(Proved::Proof(proof)) = prove(&s, *id).await else {
+            panic!("a proof for held event {id}");
+        };
+        proof.verify(&public).unwrap();
+        let stored = s.get(*id, None).await.unwrap().unwrap();
+        assert_eq!(proof.event, stored.bytes);
+        assert_eq!(proof.index, stored.seq as u64 - 1);
+    }
+
+    // A pass that removes nothing changes nothing either.
+    let again = s.maintain(datetime!(2024-04-10 00:00 UTC)).await.unwrap();
+    assert_eq!(again.removed, 0);
+    let (base_again, kept_again, client) = state(client).await;
+    assert_eq!((base_again.map(|b| b.size()), kept_again), (Some(10), kept));
+
+    // A row below the walk's start (inside the folded base) reads as inserted.
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE stray AS SELECT * FROM events WHERE seq = 17;
+             UPDATE stray SET seq = 3;
+             INSERT INTO events SELECT * FROM stray;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&s, public).await.report.problem,
+        Some(Problem::OutOfOrder {
+            seq: 3,
+            expected: 11
+        })
+    );
+    client
+        .batch_execute("DELETE FROM events WHERE seq = 3")
+        .await
+        .unwrap();
+    assert_eq!(verify(&s, public).await.report.problem, None);
+
+    // A changed kept hash breaks the head of the checkpoint range it is in.
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE saved_leaf AS SELECT * FROM pruned_leaves WHERE seq = 11;
+             UPDATE pruned_leaves SET leaf = decode(repeat('00', 32), 'hex') WHERE seq = 11;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&s, public).await.report.problem,
+        Some(Problem::HeadMismatch {
+            from_seq: 11,
+            to_seq: 20
+        })
+    );
+    client
+        .batch_execute(
+            "UPDATE pruned_leaves SET leaf = (SELECT leaf FROM saved_leaf) WHERE seq = 11",
+        )
+        .await
+        .unwrap();
+    assert_eq!(verify(&s, public).await.report.problem, None);
+
+    // A changed base matches no signed checkpoint of its size.
+    client
+        .batch_execute(
+            "UPDATE commit_seq SET log_base = substring(log_base from 1 for 8)
+                 || decode(repeat('00', length(log_base) - 8), 'hex')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&s, public).await.report.problem,
+        Some(Problem::BaseMismatch { size: 10 })
+    );
+}
+
+/// More removed events than one fetch reads, at the log's start (folded) and in its
+/// middle (kept): the fold and the walk read them in chunks.
+#[tokio::test]
+async fn kept_hashes_are_read_past_one_fetch() {
+    use time::macros::datetime;
+    let (_db, s) = store().await;
+    let signer = Arc::new(Signer::generate());
+    let public = signer.public_key();
+    let at = |ty: &str| {
+        let mut e = testsuite::event(ty, 0, Severity::Info).event;
+        e.time = datetime!(2024-01-10 00:00 UTC);
+        evident_model::EncodedEvent::new(e)
+    };
+    let start: Vec<_> = (0..5000).map(|_| at("debug.trace")).collect();
+    s.append(start.into()).await.unwrap();
+    s.sign_checkpoint(signer.clone(), "test".into())
+        .await
+        .unwrap();
+    let middle: Vec<_> = (0..10_000)
+        .map(|i| at(["auth.login", "debug.trace"][i % 2]))
+        .collect();
+    let held: Vec<_> = middle.iter().step_by(2).map(|e| e.event.id).collect();
+    for chunk in middle.chunks(2500) {
+        s.append(chunk.to_vec().into()).await.unwrap();
+    }
+    s.sign_checkpoint(signer.clone(), "test".into())
+        .await
+        .unwrap();
+    let report = s.maintain(datetime!(2024-04-10 00:00 UTC)).await.unwrap();
+    assert_eq!(report.removed, 10_000);
+    let row = s
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT log_base, (SELECT COUNT(*) FROM pruned_leaves) FROM commit_seq",
+            &[],
+        )
+        .await
+        .unwrap();
+    let base = Frontier::from_bytes(row.get::<_, Option<&[u8]>>(0).expect("a base")).unwrap();
+    assert_eq!((base.size(), row.get::<_, i64>(1)), (5000, 5000));
+    let walked = verify(&s, public).await;
+    assert_eq!(walked.report.problem, None, "{walked:?}");
+    assert_eq!(
+        (walked.report.verified, walked.report.pruned),
+        (15_000, 10_000)
+    );
+    for id in [held[0], held[2048], held[4999]] {
+        let Some(Proved::Proof(proof)) = prove(&s, id).await else {
+            panic!("a proof for {id}");
+        };
+        proof.verify(&public).unwrap();
+    }
+}

@@ -7,8 +7,8 @@ use crate::error::StoreError;
 use crate::query::prefix_end;
 use crate::retention::RetentionPolicy;
 use evident_integrity::{Frontier, Hash};
-use rusqlite::params_from_iter;
 use rusqlite::types::Value as Sql;
+use rusqlite::{OptionalExtension, params_from_iter};
 
 /// Events deleted per transaction.
 const CHUNK: i64 = 2_000;
@@ -168,6 +168,18 @@ pub(crate) fn fold_log_start(writer: &std::sync::Mutex<Writer>) -> Result<u64, S
         if expected != end {
             return Ok(0);
         }
+    }
+    // Fold only what the checkpoint vouches for: a changed kept hash stays where it is,
+    // for verify to name its range.
+    let signed_root: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT root FROM checkpoints WHERE size = ?1 ORDER BY time DESC LIMIT 1",
+            [target],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if signed_root.as_deref() != Some(frontier.root().as_slice()) {
+        return Ok(0);
     }
     tx.execute(
         "UPDATE integrity_log SET base_frontier = ?1 WHERE one = 1",

@@ -152,6 +152,7 @@ impl<'p> LogWalk<'p> {
             start_seq: self.start_seq,
             checkpoint_sizes: self.sizes,
             report: verifier.finish(),
+            problem_event: None,
         })
     }
 }

@@ -178,6 +178,20 @@ pub struct LogVerification {
     pub checkpoint_sizes: Vec<u64>,
     /// What verified, and the first problem.
     pub report: evident_integrity::verify::Report,
+    /// The id of the event the problem names (altered, or inserted where another
+    /// belongs), when its row is there to read it from.
+    pub problem_event: Option<uuid::Uuid>,
+}
+
+impl LogVerification {
+    /// The sequence number of the stored row the problem names, if it names one.
+    pub fn problem_seq(&self) -> Option<i64> {
+        use evident_integrity::verify::Problem;
+        match self.report.problem {
+            Some(Problem::Altered { seq } | Problem::OutOfOrder { seq, .. }) => Some(seq),
+            _ => None,
+        }
+    }
 }
 
 /// A store whose committed events form a signed, verifiable log.

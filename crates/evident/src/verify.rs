@@ -216,6 +216,9 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         Some(problem) => {
             println!("TAMPERED: {problem}");
+            if let Some(id) = walked.problem_event {
+                println!("event id: {id}");
+            }
             if let Some(range) = checkpoint_range(problem, start_seq, &sizes) {
                 println!("affected: {range}");
             }

@@ -39,6 +39,7 @@ pub async fn verify(
     let walked = tokio::task::spawn_blocking(move || log.verify_log(&public, None, &|_, _| {}))
         .await
         .map_err(|_| ApiError::Internal)??;
+    let problem_event = walked.problem_event.map(|id| id.to_string());
     let report = walked.report;
     Ok(Json(json!({
         "ok": report.problem.is_none(),
@@ -46,6 +47,7 @@ pub async fn verify(
         "checkpoints": report.checkpoints,
         "unverified_tail": report.unverified_tail,
         "problem": report.problem.map(|p| p.to_string()),
+        "problem_event": problem_event,
         "key_id": evident_integrity::key_id(&public),
     })))
 }

@@ -138,8 +138,15 @@ impl PgStore {
             going = walk.push(removed, None, leaf);
         }
         drop((portal, kept));
+        let mut walked = walk.finish()?;
+        if let Some(seq) = walked.problem_seq() {
+            walked.problem_event = tx
+                .query_opt("SELECT id FROM events WHERE seq = $1 LIMIT 1", &[&seq])
+                .await?
+                .map(|row| row.get(0));
+        }
         tx.rollback().await?;
-        walk.finish()
+        Ok(walked)
     }
 
     async fn prove_async(&self, id: uuid::Uuid) -> Result<Option<Proved>, StoreError> {

@@ -276,11 +276,22 @@ impl SqliteStore {
             Ok(())
         })?;
         progress(total, total);
-        Ok(LogVerification {
+        let mut walked = LogVerification {
             start_seq,
             checkpoint_sizes: sizes,
             report: verifier.finish(),
-        })
+            problem_event: None,
+        };
+        if let Some(seq) = walked.problem_seq() {
+            let conn = super::schema::open_reader(self.db_path())?;
+            walked.problem_event = conn
+                .query_row("SELECT id FROM events WHERE seq = ?1", [seq], |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })
+                .optional()?
+                .and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok());
+        }
+        Ok(walked)
     }
 }
 

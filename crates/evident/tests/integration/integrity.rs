@@ -73,12 +73,17 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
         "a clean stop signs everything: {out}"
     );
 
-    let first: i64 = {
+    let (first, first_id): (i64, uuid::Uuid) = {
         let conn = rusqlite::Connection::open(dir.path().join("evident.db")).unwrap();
         conn.query_row(
-            "SELECT MIN(seq) FROM events WHERE body LIKE '%user5\"%'",
+            "SELECT seq, id FROM events WHERE body LIKE '%user5\"%' ORDER BY seq LIMIT 1",
             [],
-            |r| r.get(0),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    uuid::Uuid::from_slice(&r.get::<_, Vec<u8>>(1)?).unwrap(),
+                ))
+            },
         )
         .unwrap()
     };
@@ -92,6 +97,7 @@ async fn verify_names_the_event_altered_removed_or_rewritten() {
     let (code, out) = verify(t.path(), &public);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("event {first} was altered")), "{out}");
+    assert!(out.contains(&format!("event id: {first_id}")), "{out}");
 
     // A query column changed behind the body's back: type, then time.
     for change in [

@@ -6,6 +6,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use evident_privacy::{PersonalField, Privacy, Pseudonyms};
 use evident_store::EventQuery;
+use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -40,24 +41,29 @@ impl View {
             map.remove("sealed");
             return;
         };
-        let seq = map.remove("seq");
-        let opened = serde_json::from_value::<evident_model::Event>(Value::Object(map.clone()))
+        // Read in place (the `seq` the API adds is not an event field and is skipped).
+        let opened = evident_model::Event::deserialize(&*event)
             .map_err(|e| e.to_string())
             .and_then(|mut e| {
                 privacy.open(&mut e).map_err(|e| e.to_string())?;
                 serde_json::to_value(&e).map_err(|e| e.to_string())
             });
+        let Some(map) = event.as_object_mut() else {
+            return;
+        };
         match opened {
-            Ok(Value::Object(open)) => *map = open,
+            Ok(Value::Object(mut open)) => {
+                if let Some(seq) = map.remove("seq") {
+                    open.insert("seq".into(), seq);
+                }
+                *map = open;
+            }
             Ok(_) => {}
             Err(reason) => {
                 tracing::warn!(%reason, "a stored event's personal fields could not be opened");
                 map.remove("sealed");
                 map.insert("personal_unreadable".into(), Value::String(reason));
             }
-        }
-        if let Some(seq) = seq {
-            map.insert("seq".into(), seq);
         }
     }
 

@@ -235,14 +235,14 @@ impl Pipeline {
         let Some(privacy) = self.shared.privacy.get().cloned() else {
             return Ok(events);
         };
-        if !events.iter().any(|(_, e)| privacy.applies_to(&e.event)) {
-            return Ok(events);
+        // Only events with personal fields change; the others keep their encoding.
+        let (mut kept, personal): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|(_, e)| !privacy.applies_to(&e.event));
+        if personal.is_empty() {
+            return Ok(kept);
         }
         tokio::task::spawn_blocking(move || {
-            // Only events with personal fields change; the others keep their encoding.
-            let (mut kept, personal): (Vec<_>, Vec<_>) = events
-                .into_iter()
-                .partition(|(_, e)| !privacy.applies_to(&e.event));
             let (slots, mut plain): (Vec<usize>, Vec<evident_model::Event>) = personal
                 .into_iter()
                 .map(|(slot, e)| (slot, e.event))

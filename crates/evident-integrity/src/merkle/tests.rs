@@ -258,31 +258,3 @@ proptest! {
         prop_assert!(verify_consistency(index, size, &leaf, &root, &proof).is_err() || index == 0 || index == size);
     }
 }
-
-#[test]
-fn a_pruned_tree_keeps_every_head_and_proof_of_its_held_leaves() {
-    for n in 1..=70usize {
-        let all = leaves(n);
-        for base in 0..=n {
-            let mut frontier = crate::Frontier::new();
-            for leaf in &all[..base] {
-                frontier.push(*leaf);
-            }
-            let tree = PrunedTree::new(&frontier, &all[base..]);
-            assert_eq!(tree.size(), n as u64);
-            assert_eq!(tree.root(), root(&all), "n {n} base {base}");
-            for index in 0..n {
-                let proof = tree.inclusion_proof(index as u64);
-                if index < base {
-                    assert!(proof.is_none(), "removed leaf {index} has no proof");
-                } else {
-                    assert_eq!(
-                        proof,
-                        inclusion_proof(&all, index),
-                        "n {n} base {base} index {index}"
-                    );
-                }
-            }
-        }
-    }
-}

@@ -4,8 +4,8 @@
 use super::SqliteStore;
 use crate::columns::Columns;
 use crate::error::StoreError;
+use crate::integrity::PathBuilder;
 use crate::{IntegrityLog, LogVerification, Proved};
-use evident_integrity::merkle::PrunedTree;
 use evident_integrity::merkle::leaf_hash;
 use evident_integrity::verify::Verifier;
 use evident_integrity::{Checkpoint, EventProof, Frontier, Hash, Signed, Signer};
@@ -376,34 +376,55 @@ fn prove_in(conn: &Connection, seq: i64, body: Vec<u8>) -> Result<Proved, StoreE
     let size = checkpoint.checkpoint.size;
     let first = start + base.size() as i64;
     let end = start + size as i64;
-    // Held events' leaves and removed events' kept ones, in sequence order.
-    let mut leaves: Vec<(i64, Hash)> = Vec::with_capacity((size - base.size()) as usize);
-    for table in ["events", "pruned_leaves"] {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT seq, leaf FROM {table} WHERE seq >= ?1 AND seq < ?2 ORDER BY seq"
-        ))?;
-        let mut rows = stmt.query(params![first, end])?;
-        while let Some(row) = rows.next()? {
-            let leaf = row
-                .get_ref(1)?
-                .as_bytes()
-                .ok()
-                .and_then(|l| l.try_into().ok());
-            leaves.push((row.get(0)?, leaf.unwrap_or([0; 32])));
+    // The leaves retention folded are in the base: the path starts from its peaks.
+    let mut path = PathBuilder::after_base(index, size, &base).ok_or_else(|| {
+        StoreError::Database(format!(
+            "event {seq} lies where the log's start was removed by retention: run evident verify"
+        ))
+    })?;
+    // Held events' leaves and removed events' kept ones, merged in sequence order.
+    let leaf_of = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, Hash)> {
+        let leaf = r
+            .get_ref(1)?
+            .as_bytes()
+            .ok()
+            .and_then(|l| l.try_into().ok());
+        Ok((r.get(0)?, leaf.unwrap_or([0; 32])))
+    };
+    let mut held_stmt =
+        conn.prepare("SELECT seq, leaf FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
+    let mut held = held_stmt
+        .query_map(params![first, end], leaf_of)?
+        .peekable();
+    let mut kept_stmt = conn
+        .prepare("SELECT seq, leaf FROM pruned_leaves WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")?;
+    let mut kept = kept_stmt
+        .query_map(params![first, end], leaf_of)?
+        .peekable();
+    loop {
+        let take_kept = match (held.peek(), kept.peek()) {
+            (Some(Ok((h, _))), Some(Ok((k, _)))) => k < h,
+            (None, None) => break,
+            (_, Some(_)) => held.peek().is_none(),
+            (Some(_), None) => false,
+        };
+        let (entry_seq, leaf) = if take_kept { kept.next() } else { held.next() }
+            .transpose()?
+            .unwrap_or_default();
+        let expected = start + path.read() as i64;
+        if entry_seq != expected {
+            return Err(StoreError::Database(format!(
+                "event {expected} of the log is missing or out of place: run evident verify"
+            )));
         }
+        path.push(&leaf);
     }
-    leaves.sort_unstable_by_key(|(seq, _)| *seq);
-    let leaves: Vec<Hash> = leaves.into_iter().map(|(_, leaf)| leaf).collect();
-    let tree = PrunedTree::new(&base, &leaves);
-    let path = tree
-        .inclusion_proof(index)
-        .filter(|_| tree.size() == size)
-        .ok_or_else(|| {
-            StoreError::Database(format!(
-                "the log holds {} entries where its checkpoint signs {size}: run evident verify",
-                tree.size()
-            ))
-        })?;
+    let read = path.read();
+    let path = path.finish().ok_or_else(|| {
+        StoreError::Database(format!(
+            "the log holds {read} events where its checkpoint signs {size}: run evident verify"
+        ))
+    })?;
     Ok(Proved::Proof(Box::new(EventProof {
         event: body,
         index,

@@ -11,7 +11,9 @@ fn verify(dir: &Path, public_key: &str) -> (i32, String) {
     verify_with(dir, public_key, &["--no-witness"])
 }
 
-fn verify_with(dir: &Path, public_key: &str, extra: &[&str]) -> (i32, String) {
+/// `evident verify --public-key KEY --data-dir DIR` with `extra` arguments: (exit code,
+/// output).
+pub(crate) fn verify_with(dir: &Path, public_key: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)
         .args(["verify", "--public-key", public_key, "--data-dir"])
         .arg(dir)

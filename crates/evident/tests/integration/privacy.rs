@@ -2,10 +2,10 @@
 //! readers without the permission, erasure by destroying the subject's key (with the log
 //! still verifying), and subject export.
 
-use super::common::{BIN, Server};
+use super::common::Server;
+use super::integrity::verify_with;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BRUTE_FORCE: &str = "5d0e8a52-3c1b-4f7e-9a64-2b7c1d9e0a11";
@@ -197,20 +197,8 @@ async fn personal_data_is_sealed_detected_by_pseudonym_and_erased() {
     // The log still verifies: its hashes cover the ciphertext, which did not change.
     let public = server.public_key().await;
     assert!(server.terminate().success());
-    let out = Command::new(BIN)
-        .args([
-            "verify",
-            "--no-witness",
-            "--public-key",
-            &public,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = verify_with(dir.path(), &public, &["--no-witness"]);
+    assert_eq!(code, 0, "{text}");
     assert_no_plaintext(dir.path(), "after erasure");
 
     // Erased stays erased across a restart.
@@ -343,21 +331,11 @@ async fn on_postgres_personal_data_is_sealed_and_erasure_keeps_the_log_verifying
     let public = server.public_key().await;
     assert!(server.terminate().success());
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "verify",
-            "--no-witness",
-            "--public-key",
-            &public,
-            "--database-url",
-            &db.url,
-            "--data-dir",
-        ])
-        .arg(empty.path())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = verify_with(
+        empty.path(),
+        &public,
+        &["--no-witness", "--database-url", &db.url],
+    );
+    assert_eq!(code, 0, "{text}");
     assert_no_plaintext(dir.path(), "the data directory, after erasure");
 }

@@ -58,6 +58,13 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     match budget.permits.clone().try_acquire_many_owned(kib) {
         Ok(_permit) => next.run(request).await,
         Err(_) => {
+            // Counted as audit evidence; the body is unread, so this counts requests.
+            state.pipeline.count_refused(
+                evident_pipeline::RefusalReason::InflightBudget,
+                None,
+                None,
+                1,
+            );
             let mut refused = ApiError::Overloaded(
                 "too many request bytes are being taken in; retry after Retry-After".into(),
             )

@@ -38,6 +38,7 @@ fn failure(user: &str, second: i64) -> EncodedEvent {
         tags: vec![],
         compliance: vec![],
         sealed: None,
+        service_record: false,
     })
 }
 

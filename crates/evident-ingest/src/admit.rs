@@ -15,6 +15,8 @@ pub struct Admission {
     pub accepted: Vec<(usize, EncodedEvent)>,
     /// Invalid events with every rule each broke, in request order.
     pub rejected: Vec<Rejection>,
+    /// The body line of each event by its position (NDJSON; empty for JSON).
+    pub lines: Vec<usize>,
 }
 
 impl Admission {
@@ -43,11 +45,10 @@ pub fn admit_with(
     received_at: OffsetDateTime,
 ) -> Result<Admission, DecodeError> {
     let mut admission = Admission::default();
-    for (index, item) in decode(body, format, limits)?.into_iter().enumerate() {
-        let line = match format {
-            BodyFormat::Ndjson => item.as_ref().err().and_then(|r| r.line),
-            BodyFormat::Json => None,
-        };
+    for (index, (line, item)) in decode(body, format, limits)?.into_iter().enumerate() {
+        if let Some(line) = line {
+            admission.lines.push(line);
+        }
         let result = item.and_then(|raw| {
             check_bounds(&raw, limits)
                 .map_err(|e| vec![e])

@@ -47,7 +47,7 @@ impl BodyFormat {
 /// One event's raw object, or why it could not be read.
 pub type RawItem = Result<Map<String, Value>, Rejection>;
 
-/// Splits `body` into raw event objects.
+/// Splits `body` into raw event objects, each with its body line (NDJSON only).
 ///
 /// Whole-body problems (not JSON, no events, too many) are a [`DecodeError`]; a bad
 /// element or line only rejects that event.
@@ -55,9 +55,12 @@ pub fn decode(
     body: &[u8],
     format: BodyFormat,
     limits: &Limits,
-) -> Result<Vec<RawItem>, DecodeError> {
-    let items = match format {
-        BodyFormat::Json => decode_json(body, limits)?,
+) -> Result<Vec<(Option<usize>, RawItem)>, DecodeError> {
+    let items: Vec<(Option<usize>, RawItem)> = match format {
+        BodyFormat::Json => decode_json(body, limits)?
+            .into_iter()
+            .map(|item| (None, item))
+            .collect(),
         BodyFormat::Ndjson => decode_ndjson(body, limits)?,
     };
     if items.is_empty() {
@@ -88,7 +91,10 @@ fn decode_json(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeError
     }
 }
 
-fn decode_ndjson(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeError> {
+fn decode_ndjson(
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Vec<(Option<usize>, RawItem)>, DecodeError> {
     let mut items = Vec::new();
     for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.trim_ascii();
@@ -109,17 +115,21 @@ fn decode_ndjson(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeErr
                 line.len(),
                 limits.max_event_bytes
             );
-            items.push(Err(reject(index, line_no, FieldError::new("", reason))));
+            items.push((
+                line_no,
+                Err(reject(index, line_no, FieldError::new("", reason))),
+            ));
             continue;
         }
-        items.push(match serde_json::from_slice::<Value>(line) {
+        let item = match serde_json::from_slice::<Value>(line) {
             Ok(v) => object_or_reject(v, index, line_no),
             Err(e) => Err(reject(
                 index,
                 line_no,
                 FieldError::new("", format!("line is not valid JSON: {e}")),
             )),
-        });
+        };
+        items.push((line_no, item));
     }
     Ok(items)
 }
@@ -220,12 +230,13 @@ mod tests {
         let body = b"{\"type\":\"a.b\"}\n\n  \r\nnot json\n[1]\n";
         let items = decode(body, BodyFormat::Ndjson, &Limits::default()).unwrap();
         assert_eq!(items.len(), 3);
-        assert!(items[0].is_ok());
-        let bad = items[1].as_ref().unwrap_err();
-        assert_eq!((bad.index, bad.line), (1, Some(4)));
+        assert_eq!(items[0].0, Some(1));
+        assert!(items[0].1.is_ok());
+        let bad = items[1].1.as_ref().unwrap_err();
+        assert_eq!((bad.index, bad.line, items[1].0), (1, Some(4), Some(4)));
         assert!(bad.errors[0].reason.contains("not valid JSON"));
         assert!(
-            items[2].as_ref().unwrap_err().errors[0]
+            items[2].1.as_ref().unwrap_err().errors[0]
                 .reason
                 .contains("got an array")
         );

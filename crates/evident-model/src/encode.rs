@@ -65,6 +65,7 @@ mod tests {
             tags: vec![],
             compliance: vec![],
             sealed: None,
+            service_record: false,
         }
     }
 

@@ -95,6 +95,12 @@ pub struct Event {
     /// data protection is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Sealed>,
+    /// Set on the records the service makes about itself (deduplication summaries,
+    /// refused ingest, erasures, finding changes), never on a client's event: no input
+    /// shape can set it, and admission refuses client events that claim the service's
+    /// source or types (see [`crate::service`]). Left out of the encoding when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service_record: bool,
 }
 
 /// An event's personal fields, encrypted at rest under a key of the person they are

@@ -6,12 +6,14 @@
 //! - [`level`]: the five-level [`Severity`] and [`Priority`] scales and their aliases.
 //! - [`taxonomy`]: [`Category`], [`Outcome`] and the defaults derived from an event type.
 //! - [`encode`]: the canonical byte encoding stores keep and the integrity chain hashes.
+//! - [`service`]: the source and event types reserved for the service's own records.
 //!
 //! No I/O and no async here: every other crate depends on this one.
 
 pub mod encode;
 pub mod event;
 pub mod level;
+pub mod service;
 pub mod taxonomy;
 
 pub use encode::{EncodedEvent, canonical_bytes};

@@ -19,7 +19,7 @@ use crate::queues::Part;
 use crate::request::EventOutcome;
 use crate::request::Pending;
 use crate::stats::add;
-use evident_model::EncodedEvent;
+use evident_model::{EncodedEvent, Priority};
 use evident_store::{EventStore, StoreError};
 use std::future::Future;
 use std::pin::Pin;
@@ -72,7 +72,15 @@ async fn next_batch(shared: &Shared) -> Option<Vec<Part>> {
                 return Some(queues.take_batch(&shared.config, Instant::now()));
             }
             if shared.closed.load(Ordering::Acquire) {
-                return None;
+                // Refusals not yet recorded are recorded before the writer stops.
+                match shared.refusals.take_record(time::OffsetDateTime::now_utc()) {
+                    Some(record) => {
+                        drop(queues);
+                        raise(shared, record, Priority::High);
+                        continue;
+                    }
+                    None => return None,
+                }
             }
         }
         notified.await;
@@ -101,6 +109,16 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
     shared
         .commits
         .record_batch(events.clone(), seqs, committed_at);
+    // Before anyone is answered: deduplication may fold repeats only into events that
+    // are stored (a failed event's window goes, even if it is queued again).
+    shared
+        .dedup
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .settle(events.iter().zip(&outcomes).map(|(e, o)| {
+            let stored = matches!(o, EventOutcome::Stored(_) | EventOutcome::Duplicate);
+            (e.event.id, stored)
+        }));
     let mut outcomes = outcomes.into_iter();
     let mut offset = 0;
     let mut moved_from_journal = Vec::new();
@@ -115,6 +133,7 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
             offset += size;
             continue;
         }
+
         if part.journaled {
             // Counted and timed when they were journaled; now stored, they leave the journal.
             moved_from_journal.extend(events[offset..offset + size].iter().map(|e| e.event.id));
@@ -159,8 +178,29 @@ fn requeue(shared: &Shared, mut part: Part, events: &[EncodedEvent]) {
     queues.push_front(part);
 }
 
-/// Queues a critical event of the service's own, outside the queue bounds.
-fn raise(shared: &Shared, event: EncodedEvent) {
+/// Stores a `system.ingest.refused` record of the refusals counted in each window,
+/// until the pipeline closes (the writer records the last window's as it stops).
+pub(crate) async fn record_refusals_periodically(shared: Arc<Shared>) {
+    // Short ticks, so the task (and the store it holds) goes soon after the pipeline closes.
+    const TICK: Duration = Duration::from_millis(250);
+    let window = shared.config.refusal_window;
+    let mut window_start = Instant::now();
+    while !shared.closed.load(Ordering::Acquire) {
+        tokio::time::sleep(TICK.min(window)).await;
+        if window_start.elapsed() < window {
+            continue;
+        }
+        window_start = Instant::now();
+        if let Some(record) = shared.refusals.take_record(time::OffsetDateTime::now_utc()) {
+            raise(&shared, record, Priority::High);
+            shared.wake.notify_one();
+        }
+    }
+}
+
+/// Queues an event of the service's own at the front of its lane, outside the queue
+/// bounds; nobody waits for it, so a failed commit keeps it queued until it is stored.
+fn raise(shared: &Shared, event: EncodedEvent, priority: Priority) {
     let mut queues = shared.queues();
     queues.reserve(event.bytes.len());
     queues.push_front(Part {
@@ -168,7 +208,7 @@ fn raise(shared: &Shared, event: EncodedEvent) {
         slots: vec![0],
         request: Arc::new(Pending::new(vec![None], 1, None)),
         enqueued: Instant::now(),
-        priority: evident_model::Priority::Critical,
+        priority,
         journaled: false,
     });
 }
@@ -195,7 +235,11 @@ fn commit_resilient<'a>(
                     let store_wide = !error.is_event_specific();
                     if store_wide && shared.store_ok.swap(false, Ordering::AcqRel) {
                         tracing::error!(%error, "the store cannot be written; /readyz fails until a commit succeeds");
-                        raise(shared, crate::system::store_unwritable(&error));
+                        raise(
+                            shared,
+                            crate::system::store_unwritable(&error),
+                            Priority::Critical,
+                        );
                     }
                     last_error = Some(error);
                     if attempt < ATTEMPTS {

@@ -32,6 +32,9 @@ pub struct PipelineConfig {
     pub share: [f64; 5],
     /// Deduplication of repeats.
     pub dedup: DedupConfig,
+    /// How long refusals (429, 503) are counted before one `system.ingest.refused`
+    /// record of them is stored.
+    pub refusal_window: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -56,6 +59,7 @@ impl Default for PipelineConfig {
             capacity_bytes: 64 * 1024 * 1024,
             share: [0.6, 0.7, 0.8, 0.9, 1.0],
             dedup: DedupConfig::default(),
+            refusal_window: crate::refusals::DEFAULT_WINDOW,
         }
     }
 }

@@ -49,21 +49,34 @@ impl Default for DedupConfig {
 pub(crate) enum Decision {
     /// Store it (it may have opened a window).
     Store,
-    /// Fold it into this stored event.
+    /// Fold it into this stored event, which is committed.
     Fold(Uuid),
+    /// A repeat of this event, which is not committed yet: it may be folded into it only
+    /// once that commit succeeds (the caller decides; see [`Dedup::settle`]).
+    FoldIfCommitted(Uuid),
 }
 
 struct Window {
     into: Uuid,
+    /// When the event it folds into arrived.
     opened: Instant,
+    /// That event's own time: a repeat must lie within the window of it too, so a
+    /// backlog replayed late is not folded across hours of event time.
+    time: OffsetDateTime,
+    /// Whether the event it folds into is committed: only then can it absorb repeats.
+    committed: bool,
 }
 
 /// The open windows.
 pub(crate) struct Dedup {
     config: DedupConfig,
     windows: HashMap<[u8; 16], Window>,
+    /// Fingerprints of windows whose event is not committed yet, by that event's id.
+    pending: HashMap<Uuid, [u8; 16]>,
     /// Stored ids with at least one committed fold (their windows need a summary).
     folded: HashSet<Uuid>,
+    /// Stored ids with folds whose windows were replaced before they expired.
+    retired: Vec<Uuid>,
 }
 
 impl Dedup {
@@ -71,7 +84,9 @@ impl Dedup {
         Self {
             config,
             windows: HashMap::new(),
+            pending: HashMap::new(),
             folded: HashSet::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -82,29 +97,65 @@ impl Dedup {
             || e.priority == Priority::Critical
             || e.severity == Severity::Critical
             || e.outcome == Outcome::Failure
+            || e.service_record
         {
             return Decision::Store;
         }
         let fp = self.fingerprint(e);
         if let Some(w) = self.windows.get(&fp)
             && now.duration_since(w.opened) < self.config.window
+            && (e.time - w.time).unsigned_abs() < self.config.window
         {
             return if w.into == e.id {
                 Decision::Store
-            } else {
+            } else if w.committed {
                 Decision::Fold(w.into)
+            } else {
+                Decision::FoldIfCommitted(w.into)
             };
         }
         if self.windows.len() < self.config.max_windows || self.windows.contains_key(&fp) {
-            self.windows.insert(
+            let replaced = self.windows.insert(
                 fp,
                 Window {
                     into: e.id,
                     opened: now,
+                    time: e.time,
+                    committed: false,
                 },
             );
+            if let Some(old) = replaced
+                && self.folded.contains(&old.into)
+            {
+                self.retired.push(old.into);
+            }
+            self.pending.insert(e.id, fp);
         }
         Decision::Store
+    }
+
+    /// Settles the windows of events whose fate is known: a committed event can absorb
+    /// repeats from now on; the window of one that was refused or failed is dropped, so
+    /// that nothing is ever folded into an event that is not stored and a retry of it is
+    /// stored, not folded.
+    pub(crate) fn settle(&mut self, settled: impl IntoIterator<Item = (Uuid, bool)>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        for (id, committed) in settled {
+            let Some(fp) = self.pending.remove(&id) else {
+                continue;
+            };
+            if committed {
+                if let Some(w) = self.windows.get_mut(&fp)
+                    && w.into == id
+                {
+                    w.committed = true;
+                }
+            } else if self.windows.get(&fp).is_some_and(|w| w.into == id) {
+                self.windows.remove(&fp);
+            }
+        }
     }
 
     /// Notes that a fold into `into` is committed.
@@ -116,10 +167,12 @@ impl Dedup {
     /// the stored ids whose windows had folds.
     pub(crate) fn close_expired(&mut self, now: Instant, all: bool) -> Vec<Uuid> {
         let window = self.config.window;
-        let mut closed = Vec::new();
+        let mut closed = std::mem::take(&mut self.retired);
+        let pending = &mut self.pending;
         self.windows.retain(|_, w| {
             let keep = !all && now.duration_since(w.opened) < window;
             if !keep {
+                pending.remove(&w.into);
                 closed.push(w.into);
             }
             keep
@@ -167,7 +220,7 @@ pub(crate) fn summary(original: &Event, count: u64, now: OffsetDateTime) -> Enco
         "first_time": original.time.format(&time::format_description::well_known::Rfc3339).ok(),
     });
     let mut event = crate::system::service_event(
-        "evident.dedup.summary",
+        evident_model::service::DEDUP_SUMMARY,
         original.severity,
         original.priority,
         data,
@@ -200,6 +253,7 @@ mod tests {
         let now = Instant::now();
         let first = event("equipment.status", 1, Severity::Low);
         assert_eq!(d.decide(&first, now), Decision::Store);
+        d.settle([(first.event.id, true)]);
         assert_eq!(d.decide(&same(&first), now), Decision::Fold(first.event.id));
         assert_eq!(
             d.decide(&first, now),
@@ -213,10 +267,70 @@ mod tests {
             Decision::Store,
             "the window closed: stored again"
         );
+        d.settle([(next.event.id, true)]);
         assert_eq!(
             d.decide(&same(&first), later),
             Decision::Fold(next.event.id)
         );
+    }
+
+    #[test]
+    fn a_repeat_of_an_uncommitted_event_is_folded_only_once_it_commits() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let first = event("equipment.status", 1, Severity::Low);
+        assert_eq!(d.decide(&first, now), Decision::Store);
+        assert_eq!(
+            d.decide(&same(&first), now),
+            Decision::FoldIfCommitted(first.event.id)
+        );
+        d.settle([(first.event.id, true)]);
+        assert_eq!(d.decide(&same(&first), now), Decision::Fold(first.event.id));
+    }
+
+    #[test]
+    fn a_refused_event_leaves_no_window_to_fold_its_retry_into() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let first = event("equipment.status", 1, Severity::Low);
+        assert_eq!(d.decide(&first, now), Decision::Store);
+        d.settle([(first.event.id, false)]);
+        let retry = same(&first);
+        assert_eq!(d.decide(&retry, now), Decision::Store, "stored, not folded");
+        d.settle([(retry.event.id, true)]);
+        assert_eq!(d.decide(&same(&first), now), Decision::Fold(retry.event.id));
+    }
+
+    #[test]
+    fn repeats_apart_in_event_time_are_stored_each_on_its_own() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let first = event("station.operation", 1, Severity::Low);
+        d.decide(&first, now);
+        d.settle([(first.event.id, true)]);
+        // A backlog replayed at once: the same operation, an hour later in event time.
+        let mut later = first.event.clone();
+        later.id = Uuid::new_v4();
+        later.time += time::Duration::hours(1);
+        let later = EncodedEvent::new(later);
+        assert_eq!(d.decide(&later, now), Decision::Store);
+        d.settle([(later.event.id, true)]);
+        assert_eq!(d.decide(&same(&later), now), Decision::Fold(later.event.id));
+    }
+
+    #[test]
+    fn a_replaced_window_with_folds_is_still_summarized() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let first = event("station.operation", 1, Severity::Low);
+        d.decide(&first, now);
+        d.settle([(first.event.id, true)]);
+        d.folded_into(first.event.id);
+        let mut later = first.event.clone();
+        later.id = Uuid::new_v4();
+        later.time += time::Duration::hours(1);
+        d.decide(&EncodedEvent::new(later), now);
+        assert_eq!(d.close_expired(now, false), vec![first.event.id]);
     }
 
     #[test]
@@ -252,9 +366,12 @@ mod tests {
         });
         let now = Instant::now();
         let a = event("equipment.status", 1, Severity::Low);
-        let b = event("equipment.status", 2, Severity::Low);
+        let mut b = event("equipment.status", 2, Severity::Low).event;
+        b.time = a.event.time + time::Duration::seconds(30);
+        let b = EncodedEvent::new(b);
         assert_ne!(a.event.data, b.event.data);
         assert_eq!(d.decide(&a, now), Decision::Store);
+        d.settle([(a.event.id, true)]);
         assert_eq!(d.decide(&b, now), Decision::Fold(a.event.id));
         let mut plain = Dedup::new(DedupConfig::default());
         assert_eq!(plain.decide(&a, now), Decision::Store);

@@ -9,6 +9,8 @@
 //!   isolation and dead-lettering.
 //! - [`dedup`]: folding repeats within a window, with exact, durable summaries.
 //! - [`request`]: per-request outcome tracking.
+//! - [`refusals`]: refused events counted into one `system.ingest.refused` record per
+//!   window.
 //! - [`config`]: per-priority knobs and queue bounds.
 //! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`;
 //!   [`metrics`](crate::metrics): the metric names.
@@ -24,6 +26,7 @@ pub mod dedup;
 pub mod metrics;
 pub mod pipeline;
 mod queues;
+pub mod refusals;
 pub mod request;
 pub mod stats;
 pub mod system;
@@ -33,5 +36,6 @@ pub use committed::{Commits, Head};
 pub use config::{PipelineConfig, PriorityKnobs};
 pub use dedup::DedupConfig;
 pub use pipeline::{Ack, Pipeline, PipelineError};
+pub use refusals::Reason as RefusalReason;
 pub use request::EventOutcome;
 pub use stats::StatsSnapshot;

@@ -6,9 +6,11 @@ use crate::dedup::{Decision, Dedup};
 use crate::queues::{Part, Queues};
 use crate::request::{EventOutcome, Pending};
 use crate::stats::{Stats, StatsSnapshot, add};
+use crate::windows::Fold;
 use evident_model::{EncodedEvent, Priority};
 use evident_privacy::Privacy;
 use evident_store::EventStore;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
@@ -56,6 +58,8 @@ pub(crate) struct Shared {
     /// queued, so the journal, the store and everything downstream see only pseudonyms
     /// and ciphertext.
     pub privacy: OnceLock<Arc<Privacy>>,
+    /// Refusals counted since the last `system.ingest.refused` record.
+    pub refusals: crate::refusals::Refusals,
 }
 
 impl Shared {
@@ -99,9 +103,11 @@ impl Pipeline {
             store_ok: AtomicBool::new(true),
             commits: Arc::default(),
             privacy: OnceLock::new(),
+            refusals: Default::default(),
         });
         let task = commit::spawn(shared.clone(), store);
         tokio::spawn(crate::windows::close_periodically(shared.clone()));
+        tokio::spawn(crate::commit::record_refusals_periodically(shared.clone()));
         let pipeline = Pipeline {
             _closes_on_drop: Arc::new(CloseOnDrop(shared.clone())),
             shared,
@@ -128,8 +134,9 @@ impl Pipeline {
         let reply = (ack == Ack::Commit).then_some(reply);
         let mut outcomes: Vec<Option<EventOutcome>> = vec![None; len];
         let mut lanes: [Vec<(usize, EncodedEvent)>; 5] = Default::default();
-        let (events, folds) = self.fold_repeats(events);
+        let (events, mut folds) = self.fold_repeats(events, ack);
         let events = self.seal(events).await?;
+        let mut refused = Vec::new();
         {
             let mut queues = self.shared.queues();
             for (slot, event) in events {
@@ -139,16 +146,28 @@ impl Pipeline {
                     lanes[usize::from(priority.rank())].push((slot, event));
                 } else {
                     outcomes[slot] = Some(EventOutcome::Overloaded);
+                    refused.push((event.event.id, false));
                 }
             }
         }
+        if !refused.is_empty() {
+            self.dedup().settle(refused);
+        }
+        // Repeats of refused events are refused with them.
+        folds.retain(|fold| match fold.after.map(|t| &outcomes[t]) {
+            Some(Some(EventOutcome::Overloaded)) => {
+                outcomes[fold.slot] = Some(EventOutcome::Overloaded);
+                false
+            }
+            _ => true,
+        });
         let reserved: usize = lanes.iter().map(Vec::len).sum();
         add(
             &self.shared.stats.rejected_overloaded,
             len - reserved - folds.len(),
         );
-        for (slot, _, into) in &folds {
-            outcomes[*slot] = Some(EventOutcome::Folded(*into));
+        for fold in &folds {
+            outcomes[fold.slot] = Some(EventOutcome::Folded(fold.into));
         }
         let now = Instant::now();
         let critical = usize::from(Priority::Critical.rank());
@@ -208,6 +227,7 @@ impl Pipeline {
             Some(outcomes) => outcomes,
             None => answer.await.map_err(|_| PipelineError::Closed)?,
         };
+        let folds = crate::windows::keep_folds_into_committed(folds, &mut outcomes);
         crate::windows::record_folds_into(&self.shared, folds, &mut outcomes).await;
         Ok(outcomes)
     }
@@ -275,14 +295,23 @@ impl Pipeline {
     ) -> Result<Part, Vec<(usize, EncodedEvent)>> {
         let (slots, events): (Vec<usize>, Vec<EncodedEvent>) = lane.into_iter().unzip();
         let batch: Arc<[EncodedEvent]> = events.into();
-        if let Err(error) = self.shared.store.journal_critical(batch.clone()).await {
-            tracing::warn!(%error, "critical journal failed; committing these events the usual way");
-            return Err(slots.into_iter().zip(batch.iter().cloned()).collect());
+        let new = match self.shared.store.journal_critical(batch.clone()).await {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::warn!(%error, "critical journal failed; committing these events the usual way");
+                return Err(slots.into_iter().zip(batch.iter().cloned()).collect());
+            }
+        };
+        let fresh = new.iter().filter(|n| **n).count();
+        for (slot, new) in slots.iter().zip(new) {
+            outcomes[*slot] = Some(if new {
+                EventOutcome::Journaled
+            } else {
+                EventOutcome::Duplicate
+            });
         }
-        for slot in &slots {
-            outcomes[*slot] = Some(EventOutcome::Journaled);
-        }
-        add(&self.shared.stats.processed, slots.len());
+        add(&self.shared.stats.processed, fresh);
+        add(&self.shared.stats.duplicates, slots.len() - fresh);
         self.shared
             .stats
             .record_latency(Priority::Critical, enqueued.elapsed(), slots.len());
@@ -297,31 +326,62 @@ impl Pipeline {
         })
     }
 
-    /// Splits off the events deduplication folds: `(slot, event)` to queue, and
-    /// `(slot, folded id, stored id)` to record as folds.
-    #[allow(clippy::type_complexity)]
+    /// Splits off the events deduplication folds: `(slot, event)` to queue, and the
+    /// folds to record. A repeat of an event not yet committed is folded only into an
+    /// event of this same request, and only once the answer shows that event committed
+    /// (never with `Ack::Queued`, which does not wait to know); otherwise it is stored.
     fn fold_repeats(
         &self,
         events: Vec<EncodedEvent>,
-    ) -> (
-        Vec<(usize, EncodedEvent)>,
-        Vec<(usize, uuid::Uuid, uuid::Uuid)>,
-    ) {
+        ack: Ack,
+    ) -> (Vec<(usize, EncodedEvent)>, Vec<Fold>) {
         let now = Instant::now();
-        let mut dedup = self
-            .shared
-            .dedup
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut dedup = self.dedup();
         let mut keep = Vec::with_capacity(events.len());
         let mut folds = Vec::new();
+        // Slots of this request's stored events by id, built at the first repeat of an
+        // uncommitted event.
+        let mut mine: Option<HashMap<uuid::Uuid, usize>> = None;
         for (slot, event) in events.into_iter().enumerate() {
-            match dedup.decide(&event, now) {
-                Decision::Store => keep.push((slot, event)),
-                Decision::Fold(into) => folds.push((slot, event.event.id, into)),
+            let (into, after) = match dedup.decide(&event, now) {
+                Decision::Store => (None, None),
+                Decision::Fold(into) => (Some(into), None),
+                Decision::FoldIfCommitted(into) if ack == Ack::Commit => {
+                    let mine = mine.get_or_insert_with(|| {
+                        keep.iter()
+                            .map(|(s, e): &(usize, EncodedEvent)| (e.event.id, *s))
+                            .collect()
+                    });
+                    match mine.get(&into) {
+                        Some(target) => (Some(into), Some(*target)),
+                        None => (None, None),
+                    }
+                }
+                Decision::FoldIfCommitted(_) => (None, None),
+            };
+            match into {
+                Some(into) => folds.push(Fold {
+                    slot,
+                    id: event.event.id,
+                    into,
+                    after,
+                }),
+                None => {
+                    if let Some(mine) = &mut mine {
+                        mine.insert(event.event.id, slot);
+                    }
+                    keep.push((slot, event));
+                }
             }
         }
         (keep, folds)
+    }
+
+    fn dedup(&self) -> MutexGuard<'_, Dedup> {
+        self.shared
+            .dedup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops taking submissions; the committer commits what is queued, then ends.
@@ -339,6 +399,21 @@ impl Pipeline {
     pub fn stats(&self) -> StatsSnapshot {
         let (_, bytes, lanes) = self.shared.queues().depth();
         self.shared.stats.snapshot(lanes, bytes)
+    }
+
+    /// Counts `n` events refused for `reason` (overload, a failing store) with their
+    /// priority (when known) and the API key that sent them; they are recorded as a
+    /// `system.ingest.refused` event at the end of the window.
+    pub fn count_refused(
+        &self,
+        reason: crate::refusals::Reason,
+        priority: Option<Priority>,
+        key: Option<i64>,
+        n: u64,
+    ) {
+        self.shared
+            .refusals
+            .count(reason, priority, key, n, time::OffsetDateTime::now_utc());
     }
 
     /// Counts events refused by validation (reported with the pipeline's counters).

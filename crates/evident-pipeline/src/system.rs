@@ -27,7 +27,7 @@ pub(crate) fn service_event(
         severity,
         priority,
         outcome: Outcome::Unknown,
-        source: Some("evident".into()),
+        source: Some(evident_model::service::SOURCE.into()),
         agent_id: None,
         actor: Actor::default(),
         target: Default::default(),
@@ -38,6 +38,7 @@ pub(crate) fn service_event(
         tags: vec![],
         compliance: vec![],
         sealed: None,
+        service_record: true,
     }
 }
 
@@ -51,7 +52,7 @@ pub(crate) fn store_unwritable(error: &StoreError) -> EncodedEvent {
     };
     let data = json!({"reason": reason, "error": error.to_string()});
     let mut event = service_event(
-        "system.store.unwritable",
+        evident_model::service::STORE_UNWRITABLE,
         Severity::Critical,
         Priority::Critical,
         data,
@@ -68,7 +69,7 @@ pub(crate) fn store_unwritable(error: &StoreError) -> EncodedEvent {
 pub fn erasure_recorded(subject: &str, had_key: bool, by_key: i64) -> EncodedEvent {
     let data = json!({"subject": subject, "key_destroyed": had_key, "by_key": by_key});
     let mut event = service_event(
-        "privacy.subject.erased",
+        evident_model::service::SUBJECT_ERASED,
         Severity::Medium,
         Priority::High,
         data,

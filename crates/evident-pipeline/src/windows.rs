@@ -14,22 +14,64 @@ use uuid::Uuid;
 /// How often expired windows are looked for.
 const TICK: Duration = Duration::from_millis(500);
 
-/// Writes folds `(slot, folded id, stored id)` and sets their outcomes: `Folded` once
-/// durable, `Failed` if the store refused.
+/// A repeat to fold into a stored event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fold {
+    /// Its position in the request.
+    pub slot: usize,
+    /// Its own id.
+    pub id: Uuid,
+    /// The stored event it is folded into.
+    pub into: Uuid,
+    /// The slot of that event when it is in the same request and was not committed when
+    /// the repeat came: the fold stands only if that event's commit succeeded.
+    pub after: Option<usize>,
+}
+
+/// Keeps the folds whose event is committed; the others share their event's fate
+/// (refused, failed), so an acknowledged fold always points at a stored event.
+pub(crate) fn keep_folds_into_committed(
+    folds: Vec<Fold>,
+    outcomes: &mut [EventOutcome],
+) -> Vec<Fold> {
+    folds
+        .into_iter()
+        .filter(|fold| {
+            let Some(target) = fold.after else {
+                return true;
+            };
+            let fate = match &outcomes[target] {
+                EventOutcome::Stored(_) | EventOutcome::Duplicate | EventOutcome::Journaled => {
+                    return true;
+                }
+                EventOutcome::Overloaded => EventOutcome::Overloaded,
+                EventOutcome::Failed(reason) => EventOutcome::Failed(reason.clone()),
+                other => {
+                    EventOutcome::Failed(format!("the event it repeats was not stored ({other:?})"))
+                }
+            };
+            outcomes[fold.slot] = fate;
+            false
+        })
+        .collect()
+}
+
+/// Writes `folds` and sets their outcomes: `Folded` once durable, `Failed` if the store
+/// refused.
 pub(crate) async fn record_folds_into(
     shared: &Shared,
-    folds: Vec<(usize, Uuid, Uuid)>,
+    folds: Vec<Fold>,
     outcomes: &mut [EventOutcome],
 ) {
     if folds.is_empty() {
         return;
     }
-    let pairs: Vec<(Uuid, Uuid)> = folds.iter().map(|(_, id, into)| (*id, *into)).collect();
+    let pairs: Vec<(Uuid, Uuid)> = folds.iter().map(|f| (f.id, f.into)).collect();
     match shared.store.append_folds(pairs).await {
         Ok(fresh) => {
             let mut dedup = shared.dedup.lock().unwrap_or_else(PoisonError::into_inner);
-            for ((_, _, into), new) in folds.iter().zip(fresh) {
-                dedup.folded_into(*into);
+            for (fold, new) in folds.iter().zip(fresh) {
+                dedup.folded_into(fold.into);
                 if new {
                     add(&shared.stats.deduplicated, 1);
                 }
@@ -38,16 +80,18 @@ pub(crate) async fn record_folds_into(
         Err(error) => {
             tracing::warn!(%error, folds = folds.len(), "folds not recorded");
             add(&shared.stats.failed, folds.len());
-            for (slot, _, _) in &folds {
-                outcomes[*slot] = EventOutcome::Failed(error.to_string());
+            for fold in &folds {
+                outcomes[fold.slot] = EventOutcome::Failed(error.to_string());
             }
         }
     }
 }
 
-/// [`record_folds_into`] for fire-and-forget submissions (outcomes already sent).
-pub(crate) async fn record_folds(shared: Arc<Shared>, folds: Vec<(usize, Uuid, Uuid)>) {
-    let mut ignored = vec![EventOutcome::Queued; folds.iter().map(|f| f.0 + 1).max().unwrap_or(0)];
+/// [`record_folds_into`] for fire-and-forget submissions (outcomes already sent; their
+/// folds all go into committed events).
+pub(crate) async fn record_folds(shared: Arc<Shared>, folds: Vec<Fold>) {
+    let mut ignored =
+        vec![EventOutcome::Queued; folds.iter().map(|f| f.slot + 1).max().unwrap_or(0)];
     record_folds_into(&shared, folds, &mut ignored).await;
 }
 

@@ -107,7 +107,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// they must then be appended as usual, after which [`EventStore::forget_journaled`]
     /// drops them from the journal. Journaled events are found by [`EventStore::get`]
     /// (with seq 0) until then, and moved into the store at the next start after a crash.
-    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError>;
+    /// Says, in batch order, whether each event is new: `false` for an id already
+    /// journaled or stored (a retry), which is kept once.
+    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<bool>, StoreError>;
 
     /// Drops journaled events that are now stored.
     async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError>;
@@ -124,6 +126,9 @@ pub trait EventStore: Send + Sync + 'static {
         into: Uuid,
         build: SummaryBuilder,
     ) -> Result<Option<(u64, Appended)>, StoreError>;
+
+    /// The stored event a repeat with id `folded` was folded into, if it was.
+    async fn fold_target(&self, folded: Uuid) -> Result<Option<Uuid>, StoreError>;
 
     /// Stored ids that have unsummarized folds (windows left open by a crash).
     async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError>;

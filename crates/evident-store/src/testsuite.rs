@@ -50,6 +50,7 @@ pub fn event(event_type: &str, minutes: i64, severity: Severity) -> EncodedEvent
         tags: vec![],
         compliance: vec![],
         sealed: None,
+        service_record: false,
     })
 }
 
@@ -317,6 +318,12 @@ pub async fn folds_summarize_exactly_once(store: &dyn EventStore) {
     assert_eq!(fresh, vec![true; 5]);
     let again = store.append_folds(vec![(folded[0], into)]).await.unwrap();
     assert_eq!(again, vec![false], "a retried fold counts once");
+    assert_eq!(store.fold_target(folded[3]).await.unwrap(), Some(into));
+    assert_eq!(
+        store.fold_target(into).await.unwrap(),
+        None,
+        "stored, not folded"
+    );
     assert_eq!(store.open_fold_windows().await.unwrap(), vec![into]);
     let summary = event("evident.dedup.summary", 2, Severity::Info);
     let summary_id = summary.event.id;
@@ -338,6 +345,36 @@ pub async fn folds_summarize_exactly_once(store: &dyn EventStore) {
         .await
         .unwrap();
     assert!(none.is_none());
+}
+
+/// A critical event journaled again (a client's retry) is reported as a repeat, whether
+/// it is still in the journal or already stored.
+pub async fn journal_reports_retried_critical_events(store: &dyn EventStore) {
+    let critical = event("safety.override", 1, Severity::Critical);
+    let other = event("safety.override", 2, Severity::Critical);
+    let first = store
+        .journal_critical(vec![critical.clone()].into())
+        .await
+        .unwrap();
+    assert_eq!(first, vec![true]);
+    let retry = store
+        .journal_critical(vec![critical.clone(), other.clone()].into())
+        .await
+        .unwrap();
+    assert_eq!(retry, vec![false, true], "still in the journal: a repeat");
+    store
+        .append(vec![critical.clone(), other.clone()].into())
+        .await
+        .unwrap();
+    store
+        .forget_journaled(vec![critical.event.id, other.event.id])
+        .await
+        .unwrap();
+    let after = store
+        .journal_critical(vec![critical.clone()].into())
+        .await
+        .unwrap();
+    assert_eq!(after, vec![false], "already stored: a repeat");
 }
 
 /// The ids of every event `query` finds, paging through its cursors to the end.

@@ -57,6 +57,14 @@ struct PipelineSection {
     type_priorities: BTreeMap<String, String>,
     #[serde(default)]
     dedup: DedupSection,
+    #[serde(default)]
+    refusals: RefusalsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefusalsSection {
+    window_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +192,12 @@ impl Config {
                 }
                 pipeline.share[rank] = share;
             }
+        }
+        if let Some(secs) = p.refusals.window_secs {
+            if secs == 0 {
+                bail!("pipeline.refusals.window_secs must be at least 1");
+            }
+            pipeline.refusal_window = Duration::from_secs(secs);
         }
         if let Some(secs) = p.dedup.window_secs {
             pipeline.dedup.window = Duration::from_secs(secs);

@@ -58,14 +58,29 @@ pub async fn get(
     let include_findings = params::include_findings(raw.as_deref())?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::InvalidParameter(format!("event id `{id}` is not a UUID")))?;
-    let Some(stored) = state.store.get(id, caller.scope()).await? else {
-        return Err(ApiError::NotFound(format!("no event with id {id}")));
+    let (stored, folded_into) = match state.store.get(id, caller.scope()).await? {
+        Some(stored) => (stored, None),
+        // A repeat folded into an earlier event was acknowledged with its own id: that
+        // id answers with the event it was folded into, and says so.
+        None => match state.store.fold_target(id).await? {
+            Some(into) => match state.store.get(into, caller.scope()).await? {
+                Some(stored) => (stored, Some(into)),
+                None => return Err(ApiError::NotFound(format!("no event with id {id}"))),
+            },
+            None => return Err(ApiError::NotFound(format!("no event with id {id}"))),
+        },
     };
     let view = View::new(state.pipeline.privacy(), &caller);
     let mut event = present(&stored, &view)?;
+    if let (Some(into), Some(map)) = (folded_into, event.as_object_mut()) {
+        map.insert(
+            "folded".into(),
+            json!({"id": id, "into": into, "note": "this id was a repeat within the deduplication window, folded into the event shown"}),
+        );
+    }
     if include_findings {
         let findings = crate::routes::findings::store(&state)?
-            .findings_for_event(id, caller.scope())
+            .findings_for_event(folded_into.unwrap_or(id), caller.scope())
             .await?;
         if let Some(map) = event.as_object_mut() {
             map.insert("findings".into(), json!(findings));

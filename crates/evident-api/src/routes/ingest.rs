@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use evident_ingest::{
     Admission, BodyFormat, DecodeError, Limits, PriorityRules, Rejection, admit_with,
 };
-use evident_pipeline::{Ack, EventOutcome};
+use evident_model::Priority;
+use evident_pipeline::{Ack, EventOutcome, RefusalReason};
 use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -77,6 +78,16 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// One request's refused events, by reason and priority.
+#[derive(Default)]
+struct Refusals(std::collections::BTreeMap<(RefusalReason, Priority), u64>);
+
+impl Refusals {
+    fn add(&mut self, reason: RefusalReason, priority: Priority) {
+        *self.0.entry((reason, priority)).or_default() += 1;
+    }
+}
+
 /// Seconds a client is asked to wait before retrying refused events.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -96,7 +107,7 @@ pub async fn ingest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let admission = admit_body(
+    let mut admission = admit_body(
         body,
         content_type,
         state.limits,
@@ -114,31 +125,39 @@ pub async fn ingest(
     if admission.accepted.is_empty() {
         return Ok(no_valid_event(response));
     }
+    let lines = std::mem::take(&mut admission.lines);
     let (indices, events): (Vec<usize>, Vec<_>) = admission.accepted.into_iter().unzip();
-    let ids: Vec<uuid::Uuid> = events
+    let (ids, priorities): (Vec<uuid::Uuid>, Vec<Priority>) = events
         .iter()
-        .map(|e: &evident_model::EncodedEvent| e.event.id)
-        .collect();
+        .map(|e: &evident_model::EncodedEvent| (e.event.id, e.event.priority))
+        .unzip();
     let outcomes = state
         .pipeline
         .submit(events, ack)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let mut failure = None;
-    for ((index, id), outcome) in indices.into_iter().zip(ids).zip(outcomes) {
+    let mut refused = Refusals::default();
+    for (((index, id), priority), outcome) in
+        indices.into_iter().zip(ids).zip(priorities).zip(outcomes)
+    {
         match outcome {
             EventOutcome::Overloaded => {
+                refused.add(RefusalReason::Overloaded, priority);
                 response.rejected += 1;
                 response.errors.push(EventError {
                     index,
-                    line: None,
+                    line: lines.get(index).copied(),
                     field: String::new(),
                     reason: "overloaded: the queue for this event's priority is full; retry later"
                         .into(),
                 });
                 continue;
             }
-            EventOutcome::Failed(reason) => failure = Some(reason),
+            EventOutcome::Failed(reason) => {
+                refused.add(RefusalReason::StoreFailed, priority);
+                failure = Some(reason);
+            }
             EventOutcome::Stored(_) | EventOutcome::Journaled => response.stored += 1,
             EventOutcome::Duplicate => response.duplicates += 1,
             EventOutcome::DeadLettered => response.dead_lettered += 1,
@@ -147,6 +166,11 @@ pub async fn ingest(
         }
         response.accepted += 1;
         response.ids[index] = Some(id);
+    }
+    for ((reason, priority), n) in refused.0 {
+        state
+            .pipeline
+            .count_refused(reason, Some(priority), Some(caller.key.id), n);
     }
     response.errors.sort_by_key(|e| e.index);
     metrics::histogram!(evident_pipeline::metrics::INGEST_SECONDS)

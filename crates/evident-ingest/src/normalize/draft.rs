@@ -1,6 +1,7 @@
 //! The shape-independent middle step: what a shape reader found, before defaults and checks.
 
 use crate::error::FieldError;
+use evident_model::service;
 use evident_model::{
     Actor, Category, Event, Outcome, Priority, Severity, default_severity, to_stored_precision,
 };
@@ -107,6 +108,7 @@ impl Draft {
             return None;
         };
         check_type(&event_type, type_field, errors);
+        check_not_service(&event_type, type_field, self.source.as_deref(), errors);
         let time = self.time.map_or(received_at, to_stored_precision);
         check_time(time, received_at, errors);
         let actor = self.actor;
@@ -172,6 +174,7 @@ impl Draft {
             tags: self.tags,
             compliance,
             sealed: None,
+            service_record: false,
         })
     }
 }
@@ -206,6 +209,27 @@ fn check_type(t: &str, field: &str, errors: &mut Vec<FieldError>) {
         errors.push(FieldError::new(
             field,
             format!("{t:?} is not a dotted lowercase name (letters, digits, _ and -, segments joined by dots, at most {MAX_TYPE_LEN} bytes), e.g. auth.login.failure"),
+        ));
+    }
+}
+
+/// A client's event may not pass for one of the service's own records.
+fn check_not_service(
+    event_type: &str,
+    type_field: &str,
+    source: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) {
+    if service::is_reserved_type(event_type) {
+        errors.push(FieldError::new(
+            type_field,
+            format!("{event_type:?} is reserved for evident's own records; pick another type"),
+        ));
+    }
+    if source.is_some_and(service::is_reserved_source) {
+        errors.push(FieldError::new(
+            "source",
+            "\"evident\" is reserved for evident's own records; name the sending service",
         ));
     }
 }

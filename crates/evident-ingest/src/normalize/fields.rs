@@ -40,7 +40,7 @@ impl<'e> Fields<'e> {
     }
 
     /// The first of `keys` present (and not null), removed together with the others.
-    fn take(&mut self, keys: &[&str]) -> Option<(String, Value)> {
+    pub(crate) fn take(&mut self, keys: &[&str]) -> Option<(String, Value)> {
         let mut found = None;
         for key in keys {
             if let Some(v) = self.map.remove(*key)

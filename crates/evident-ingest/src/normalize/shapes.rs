@@ -104,6 +104,12 @@ pub(crate) fn canonical(mut f: Fields<'_>) -> Draft {
         d.actor.user_agent = actor.string(&["user_agent"]);
         actor.reject_unknown("; actor has user_id, session_id, ip and user_agent");
     }
+    if f.take(&["service_record", "sealed"]).is_some() {
+        f.error(
+            "service_record",
+            "`service_record` and `sealed` are set only by evident on the records it makes",
+        );
+    }
     if f.string(&["received_at"]).is_some() {
         f.error(
             "received_at",

@@ -305,3 +305,27 @@ fn configured_type_priorities_apply_unless_the_event_names_one() {
         "else from severity"
     );
 }
+
+#[test]
+fn clients_cannot_forge_the_services_own_records() {
+    let forged = [
+        json!({"type": "privacy.subject.erased", "data": {"subject": "ps_x"}}),
+        json!({"type": "evident.dedup.summary", "data": {"folded": 999}}),
+        json!({"type": "system.ingest.refused"}),
+        json!({"type": "station.operation", "source": "Evident"}),
+        json!({"eventType": "evident.finding.status", "eventData": {}}),
+        json!({"type": "AUTH_LOGIN_FAILURE", "source": "evident", "details": {}}),
+    ];
+    for event in forged {
+        let errors = norm(event.clone()).expect_err(&event.to_string());
+        assert!(
+            errors.iter().any(|e| e.reason.contains("reserved")),
+            "{event}: {errors:?}"
+        );
+    }
+    let marked = norm(json!({"type": "station.operation", "service_record": true}))
+        .expect_err("a client cannot mark its event as the service's");
+    assert_eq!(fields(&marked), ["service_record"]);
+    let fine = norm(json!({"type": "system.config.change", "source": "evident-agent"})).unwrap();
+    assert!(!fine.service_record);
+}

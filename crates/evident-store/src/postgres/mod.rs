@@ -315,7 +315,7 @@ impl EventStore for PgStore {
         read::stats(&client, &query).await
     }
 
-    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError> {
+    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<bool>, StoreError> {
         let client = self.client().await?;
         let ids: Vec<Uuid> = batch.iter().map(|e| e.event.id).collect();
         let bodies = batch
@@ -325,14 +325,30 @@ impl EventStore for PgStore {
                     .map_err(|err| StoreError::Rejected(format!("event body is not UTF-8: {err}")))
             })
             .collect::<Result<Vec<String>, _>>()?;
-        client
-            .execute(
+        let journaled: std::collections::HashSet<Uuid> = client
+            .query(
                 "INSERT INTO critical_journal (id, body) SELECT * FROM unnest($1::uuid[], $2::text[])
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
                 &[&ids, &bodies],
             )
-            .await?;
-        Ok(())
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // New to the journal may still be stored already: an event leaves the journal
+        // only after it is in the store, so one of the two looks (this one in a later
+        // snapshot) finds a repeat.
+        let fresh: Vec<Uuid> = journaled.iter().copied().collect();
+        let stored: std::collections::HashSet<Uuid> = client
+            .query("SELECT id FROM event_ids WHERE id = ANY($1)", &[&fresh])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|id| journaled.contains(id) && !stored.contains(id))
+            .collect())
     }
 
     async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
@@ -402,6 +418,14 @@ impl EventStore for PgStore {
         .await?;
         tx.commit().await?;
         Ok(appended.first().map(|a| (count, *a)))
+    }
+
+    async fn fold_target(&self, folded: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt("SELECT into_id FROM folds WHERE id = $1", &[&folded])
+            .await?
+            .map(|r| r.get(0)))
     }
 
     async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError> {

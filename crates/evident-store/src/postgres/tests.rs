@@ -116,6 +116,12 @@ async fn folds_summarize_exactly_once() {
 }
 
 #[tokio::test]
+async fn journal_reports_retried_critical_events() {
+    let (_db, s) = store().await;
+    testsuite::journal_reports_retried_critical_events(&s).await;
+}
+
+#[tokio::test]
 async fn findings_fold_link_page_and_change_status() {
     let (_db, s) = store().await;
     testsuite::findings_fold_link_page_and_change_status(&s).await;

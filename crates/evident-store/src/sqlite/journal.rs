@@ -34,11 +34,13 @@ impl Journal {
         Ok(Self { conn })
     }
 
-    /// Durably records `events` (one transaction, fsynced).
+    /// Durably records `events` (one transaction, fsynced); says, in order, whether each
+    /// is new here (an id already journaled is not written again).
     pub(crate) fn append<'a>(
         &mut self,
         events: impl IntoIterator<Item = &'a EncodedEvent>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut new = Vec::new();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -49,11 +51,11 @@ impl Journal {
             for e in events {
                 let body = std::str::from_utf8(&e.bytes)
                     .map_err(|err| StoreError::Database(err.to_string()))?;
-                stmt.execute(params![e.event.id.as_bytes().as_slice(), body])?;
+                new.push(stmt.execute(params![e.event.id.as_bytes().as_slice(), body])? == 1);
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(new)
     }
 
     /// Forgets events now stored in the main database.

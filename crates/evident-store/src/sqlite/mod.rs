@@ -58,7 +58,7 @@ struct Inner {
     journal_waiting: Mutex<
         Vec<(
             Arc<[EncodedEvent]>,
-            tokio::sync::oneshot::Sender<Result<(), String>>,
+            tokio::sync::oneshot::Sender<Result<Vec<bool>, String>>,
         )>,
     >,
     /// Runs WAL checkpoints off the commit path while the store serves.
@@ -273,7 +273,7 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<(), StoreError> {
+    async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<bool>, StoreError> {
         // Group commit: every caller queues its batch; whichever takes the journal lock
         // next writes everything queued by then in one transaction (one fsync) and answers
         // each caller. Callers that find the queue already taken just return.
@@ -282,7 +282,7 @@ impl EventStore for SqliteStore {
             .journal_waiting
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((batch, reply));
+            .push((batch.clone(), reply));
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut journal = inner.journal.lock().unwrap_or_else(PoisonError::into_inner);
@@ -296,19 +296,38 @@ impl EventStore for SqliteStore {
                 return;
             }
             let result = journal.append(work.iter().flat_map(|(batch, _)| batch.iter()));
-            for (_, reply) in work {
+            let mut offset = 0;
+            for (batch, reply) in work {
+                let mine = result
+                    .as_ref()
+                    .map(|new| new[offset..offset + batch.len()].to_vec())
+                    .map_err(ToString::to_string);
+                offset += batch.len();
                 // A caller that went away no longer needs its answer.
-                reply
-                    .send(result.as_ref().map(|_| ()).map_err(ToString::to_string))
-                    .ok();
+                reply.send(mine).ok();
             }
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
-        answer
+        let mut new = answer
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
-            .map_err(StoreError::Database)
+            .map_err(StoreError::Database)?;
+        // New to the journal may still be stored already: an event leaves the journal
+        // only after it is in the store, so one of the two looks finds a repeat.
+        let ids: Vec<Uuid> = batch
+            .iter()
+            .zip(&new)
+            .filter(|(_, new)| **new)
+            .map(|(e, _)| e.event.id)
+            .collect();
+        if !ids.is_empty() {
+            let stored = self.with_reader(move |c| read::stored_ids(c, &ids)).await?;
+            for (e, new) in batch.iter().zip(new.iter_mut()) {
+                *new &= !stored.contains(&e.event.id);
+            }
+        }
+        Ok(new)
     }
 
     async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError> {
@@ -342,6 +361,11 @@ impl EventStore for SqliteStore {
         build: SummaryBuilder,
     ) -> Result<Option<(u64, Appended)>, StoreError> {
         self.with_writer(move |w| w.summarize_folds(into, build))
+            .await
+    }
+
+    async fn fold_target(&self, folded: Uuid) -> Result<Option<Uuid>, StoreError> {
+        self.with_reader(move |c| read::fold_target(c, folded))
             .await
     }
 

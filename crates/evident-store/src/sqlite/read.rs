@@ -12,7 +12,7 @@ use crate::query::{
 use crate::terms;
 use evident_model::Severity;
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 /// WHERE clauses and their bound values.
 #[derive(Default)]
@@ -260,6 +260,36 @@ fn group_value(
         }
         _ => row.get(i)?,
     })
+}
+
+/// Which of `ids` are stored in the events table.
+pub(crate) fn stored_ids(
+    conn: &Connection,
+    ids: &[uuid::Uuid],
+) -> Result<std::collections::HashSet<uuid::Uuid>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?;
+    let mut stored = std::collections::HashSet::new();
+    for id in ids {
+        if stmt.exists([id.as_bytes().as_slice()])? {
+            stored.insert(*id);
+        }
+    }
+    Ok(stored)
+}
+
+pub(crate) fn fold_target(
+    conn: &Connection,
+    folded: uuid::Uuid,
+) -> Result<Option<uuid::Uuid>, StoreError> {
+    let into: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT into_id FROM folds WHERE id = ?1")?
+        .query_row([folded.as_bytes().as_slice()], |r| r.get(0))
+        .optional()?;
+    into.map(|bytes| {
+        uuid::Uuid::from_slice(&bytes)
+            .map_err(|e| StoreError::Database(format!("fold into_id: {e}")))
+    })
+    .transpose()
 }
 
 pub(crate) fn open_fold_windows(conn: &Connection) -> Result<Vec<uuid::Uuid>, StoreError> {

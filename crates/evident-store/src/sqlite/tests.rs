@@ -168,6 +168,12 @@ async fn folds_summarize_exactly_once() {
 }
 
 #[tokio::test]
+async fn journal_reports_retried_critical_events() {
+    let (_d, s) = store();
+    testsuite::journal_reports_retried_critical_events(&s).await;
+}
+
+#[tokio::test]
 async fn journaled_critical_events_are_found_and_moved_into_the_store_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let critical = testsuite::event("safety.override", 1, evident_model::Severity::Critical);

@@ -112,10 +112,27 @@ async fn bad_events_are_named_and_good_ones_kept() {
     assert_eq!(status, 202);
     assert_eq!(b["errors"][0]["line"], 2, "{b}");
 
+    // Every refused NDJSON line names its line, whatever rule it broke.
+    let (status, b) = server
+        .post(
+            Some(&server.key),
+            Some("application/x-ndjson"),
+            "{\"type\":\"a.c\"}\n\n{\"type\":\"NOT OK\"}\n{\"type\":\"a.b\",\"severity\":\"loud\"}\n",
+        )
+        .await;
+    assert_eq!(status, 202, "{b}");
+    let lines: Vec<&Value> = b["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["line"])
+        .collect();
+    assert_eq!(lines, [&json!(3), &json!(4)], "{b}");
+
     let listed = server.get_ok("/api/v1/events?limit=100").await;
     assert_eq!(
         listed["events"].as_array().unwrap().len(),
-        3,
+        4,
         "exactly the valid events are stored"
     );
 }

@@ -129,7 +129,11 @@ async fn ack_none_answers_on_admission_and_everything_is_committed() {
 async fn overload_refuses_lower_priorities_first_with_429_and_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("evident.yaml");
-    std::fs::write(&config, "version: 1\npipeline:\n  capacity_events: 3000\n").unwrap();
+    std::fs::write(
+        &config,
+        "version: 1\npipeline:\n  capacity_events: 3000\n  refusals:\n    window_secs: 1\n",
+    )
+    .unwrap();
     let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
     let http = reqwest::Client::new();
     let post = |body: String, ack_none: bool| {
@@ -197,6 +201,159 @@ async fn overload_refuses_lower_priorities_first_with_429_and_bounded_memory() {
     );
     let stats = server.get_ok("/api/v1/stats/pipeline").await;
     assert!(stats["rejected"]["overloaded"].as_u64().unwrap() > 0);
+    refusals_become_audit_evidence(&server, body["rejected"].as_u64().unwrap()).await;
+}
+
+/// The 429s leave a `system.ingest.refused` record behind: counts by reason, priority
+/// and key, marked as the service's own.
+async fn refusals_become_audit_evidence(server: &Server, at_least: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let record = loop {
+        let page = server
+            .get_ok("/api/v1/events?type=system.ingest.refused&limit=10")
+            .await;
+        if let Some(first) = page["events"].as_array().and_then(|e| e.first()) {
+            break first.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no system.ingest.refused record"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(record["source"], "evident", "{record}");
+    assert_eq!(record["service_record"], true, "{record}");
+    assert!(
+        record["data"]["refused"].as_u64().unwrap() >= at_least,
+        "{record}"
+    );
+    let groups = record["data"]["groups"].as_array().unwrap();
+    assert!(
+        groups.iter().any(|g| g["reason"] == "overloaded"
+            && g["priority"] == "info"
+            && g["key"].is_i64()
+            && g["count"].as_u64() >= Some(1)),
+        "{record}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_never_acknowledges_a_fold_into_an_event_it_did_not_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--max-db-size-mb", "1"]);
+    // About 1 MiB of events: the first commit fits the 1 MiB store, the next does not,
+    // and the room left still takes the small fold records of a retry.
+    let batch = uuid::Uuid::new_v4();
+    let body: String = (0..1500)
+        .map(|i| format!("{{\"type\":\"quality.check\",\"data\":{{\"n\":{i},\"batch\":\"{batch}\",\"pad\":\"{}\"}}}}\n", "x".repeat(550)))
+        .collect();
+    let mut folds_seen = 0;
+    // The same body (no ids: the server assigns new ones each time) sent three times.
+    for attempt in 0..3 {
+        let (status, answer) = server
+            .post(
+                Some(&server.key),
+                Some("application/x-ndjson"),
+                body.clone(),
+            )
+            .await;
+        assert!(
+            status == 202 || status == 503,
+            "attempt {attempt}: {status} {answer}"
+        );
+        for folded in answer["folded"].as_array().into_iter().flatten() {
+            folds_seen += 1;
+            let into = folded["into"].as_str().unwrap();
+            let (found, event) = server
+                .get(Some(&server.key), &format!("/api/v1/events/{into}"))
+                .await;
+            assert_eq!(
+                found, 200,
+                "attempt {attempt}: folded into {into}, which is not stored: {event}"
+            );
+        }
+        if status == 202 {
+            for id in answer["ids"].as_array().unwrap() {
+                let id = id.as_str().unwrap();
+                let (found, event) = server
+                    .get(Some(&server.key), &format!("/api/v1/events/{id}"))
+                    .await;
+                assert_eq!(
+                    found, 200,
+                    "attempt {attempt}: acknowledged {id} is not found: {event}"
+                );
+            }
+        }
+    }
+    assert!(
+        folds_seen > 0,
+        "the retries folded nothing: the test did not reach its case"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folded_id_answers_with_the_event_it_was_folded_into() {
+    let (_dir, server) = Server::start_fresh();
+    let storm = "{\"type\":\"equipment.status\",\"data\":{\"status\":\"idle\"}}\n".repeat(3);
+    let (status, body) = server
+        .post(Some(&server.key), Some("application/x-ndjson"), storm)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let folded = &body["folded"][0];
+    let (id, into) = (
+        folded["id"].as_str().unwrap(),
+        folded["into"].as_str().unwrap(),
+    );
+    let (status, event) = server
+        .get(Some(&server.key), &format!("/api/v1/events/{id}"))
+        .await;
+    assert_eq!(status, 200, "an acknowledged id answers: {event}");
+    assert_eq!(event["id"], into, "{event}");
+    assert_eq!(event["folded"]["id"], id, "{event}");
+    assert_eq!(event["folded"]["into"], into, "{event}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_critical_event_is_counted_as_a_duplicate() {
+    let (_dir, server) = Server::start_fresh();
+    let event =
+        json!({"id": uuid::Uuid::new_v4(), "type": "safety.override", "severity": "critical"});
+    let (status, first) = server.post_json(&event).await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(
+        (first["stored"].as_u64(), first["duplicates"].as_u64()),
+        (Some(1), Some(0)),
+        "{first}"
+    );
+    for _ in 0..2 {
+        let (status, again) = server.post_json(&event).await;
+        assert_eq!(status, 202, "{again}");
+        assert_eq!(
+            (again["stored"].as_u64(), again["duplicates"].as_u64()),
+            (Some(0), Some(1)),
+            "{again}"
+        );
+    }
+    let listed = server.get_ok("/api/v1/events?type=safety.override").await;
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1, "stored once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_forge_the_services_own_records() {
+    let (_dir, server) = Server::start_fresh();
+    for forged in [
+        json!({"type": "privacy.subject.erased", "source": "evident", "data": {"subject": "ps_x"}}),
+        json!({"type": "evident.dedup.summary", "data": {"folded": 999}}),
+        json!({"type": "station.operation", "source": "evident"}),
+        json!({"type": "station.operation", "service_record": true}),
+    ] {
+        let (status, body) = server.post_json(&forged).await;
+        assert_eq!(status, 400, "{forged}: {body}");
+        let reason = body["errors"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains("evident"), "{forged}: {body}");
+    }
+    let listed = server.get_ok("/api/v1/events?source=evident").await;
+    assert!(listed["events"].as_array().unwrap().is_empty(), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

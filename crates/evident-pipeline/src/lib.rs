@@ -8,6 +8,7 @@
 //! - [`commit`](crate::commit): the writer loop — group commit, retries, poison-event
 //!   isolation and dead-lettering.
 //! - [`dedup`]: folding repeats within a window, with exact, durable summaries.
+//! - `windows`: recording folds durably and summarizing windows as they close.
 //! - [`request`]: per-request outcome tracking.
 //! - [`config`]: per-priority knobs and queue bounds.
 //! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`;

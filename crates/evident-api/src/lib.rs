@@ -3,8 +3,12 @@
 //! # Layout
 //!
 //! - [`router`]: every route and its handler, in one table.
-//! - [`routes`]: handlers (ingest, events, findings, rules, stats, health).
+//! - [`routes`]: handlers (ingest, events, findings, rules, integrity, privacy, stats,
+//!   pipeline statistics, dead letters, metrics, health).
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
+//! - [`inflight`]: the budget of request bytes taken in at once (429 past it).
+//! - [`privacy`]: what a caller sees of personal data, and filters on personal fields
+//!   turned into pseudonyms.
 //! - [`params`]: query strings → typed store queries.
 //! - [`error`]: the error code table and wire format.
 //! - [`state`]: the handles handlers share.

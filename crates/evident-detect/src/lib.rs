@@ -2,7 +2,9 @@
 //!
 //! The Sigma language itself (parsing, modifiers, conditions, the candidate index that
 //! skips rules an event cannot match) is RSigma's (`rsigma-parser`, `rsigma-eval`).
-//! This crate is what surrounds it:
+//! This crate is what surrounds it.
+//!
+//! # Layout
 //!
 //! - [`rules`]: loading rule files from a directory, every rule that cannot load named
 //!   with its file, line where known, and reason, never stopping the others;

@@ -8,6 +8,7 @@
 //!   defaults from the taxonomy, and validation with errors that name the field.
 //! - [`admit`]: the two together for one request, yielding encoded events ready to commit.
 //! - [`limits`]: the configurable bounds; [`error`]: what bad input is told.
+//! - [`priorities`]: priority overrides per event type, from the configuration.
 //!
 //! Everything here is pure and synchronous; the HTTP layer and the pipeline own the I/O.
 //! Syslog listeners will live beside the HTTP decoding as further sources.

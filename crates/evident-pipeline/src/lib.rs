@@ -8,6 +8,7 @@
 //! - [`commit`](crate::commit): the writer loop — group commit, retries, poison-event
 //!   isolation and dead-lettering.
 //! - [`dedup`]: folding repeats within a window, with exact, durable summaries.
+//! - `windows`: recording folds durably and summarizing windows as they close.
 //! - [`request`]: per-request outcome tracking.
 //! - [`refusals`]: refused events counted into one `system.ingest.refused` record per
 //!   window.

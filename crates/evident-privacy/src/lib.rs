@@ -62,6 +62,8 @@
 //! - [`field`]: per-subject data keys and the encryption of one field value.
 //! - [`keystore`]: the SQLite store of wrapped subject keys and erasure records.
 //! - [`protect`]: personal field configuration; sealing, opening and erasing for events.
+//! - `secret`: what the key types share (constant-time comparison, no printing, zeroed
+//!   on drop).
 
 pub mod field;
 pub mod keystore;

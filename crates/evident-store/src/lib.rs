@@ -1,4 +1,4 @@
-//! evident's event store: one storage trait, typed queries, and the embedded SQLite backend.
+//! evident's event store: one storage trait, typed queries, and the SQLite and PostgreSQL backends.
 //!
 //! # Layout
 //!
@@ -15,6 +15,12 @@
 //!   with a GIN index, binary COPY, a pooled connection per operation), with its
 //!   migrations under `migrations/postgres/`.
 //! - [`retention`]: how long events are kept, enforced by both backends.
+//! - `terms`, `postings`: the index over events' `data` (terms, and segments of posting
+//!   lists), for `data.<path>` filters on both backends.
+//! - `integrity`: what both backends' integrity logs share (the verifying thread a walk
+//!   feeds, inclusion paths from recorded leaves); [`columns`]: the query columns checked
+//!   against the stored bytes.
+//! - [`error`]: what a store operation can fail with.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend passes.
 //!
 //! Contract every backend keeps: [`EventStore::append`] returns only once the batch is

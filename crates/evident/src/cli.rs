@@ -11,7 +11,7 @@ pub const DEFAULT_DATA_DIR: &str = "evident-data";
 
 /// evident: security event collection, detection and audit.
 #[derive(Debug, Parser)]
-#[command(name = "evident", version, about)]
+#[command(name = "evident", version)]
 pub struct Cli {
     /// Log filter (e.g. `info`, `debug`, `evident_api=debug`); default from EVIDENT_LOG, else info.
     #[arg(long, global = true)]
@@ -45,12 +45,16 @@ pub enum Command {
     BenchFindings(crate::bench::findings::FindingsBenchArgs),
     /// Check Sigma rule files, or try rules on events.
     Rules(crate::rules::RulesArgs),
-    /// Check the store (embedded, or PostgreSQL with --database-url) against its signed
-    /// checkpoints; name the first event altered, removed, inserted or reordered (exit 1),
-    /// or say what verified (exit 0).
+    /// Check the stored events against their signed checkpoints (tamper evidence).
+    ///
+    /// Walks the store (embedded, or PostgreSQL with --database-url) against its signed
+    /// checkpoints; names the first event altered, removed, inserted or reordered (exit 1),
+    /// or says what verified (exit 0).
     Verify(crate::verify::VerifyArgs),
-    /// Check an event's inclusion proof (from GET /api/v1/events/{id}/proof) offline,
-    /// with the service's public key alone (exit 0 holds, 1 does not).
+    /// Check one event's inclusion proof offline, with the service's public key alone.
+    ///
+    /// The proof is what GET /api/v1/events/{id}/proof answers; exit 0 if it holds, 1 if
+    /// not.
     VerifyProof(crate::verify_proof::VerifyProofArgs),
     /// Measure the seeds' PostgreSQL table loaded by COPY, batched and single INSERTs.
     BenchPgBaselines(crate::bench::peers::PeersArgs),
@@ -276,4 +280,37 @@ pub enum Format {
     Json,
     /// An aligned table.
     Table,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_lists_every_subcommand_with_a_one_line_description() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let about = cli.get_about().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            about.contains("security event collection"),
+            "the top line says what evident is, not a partial list of commands: {about}"
+        );
+        let help = cli.clone().render_help().to_string();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            assert!(!sub.is_hide_set(), "`{name}` is hidden from --help");
+            let line = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(!line.is_empty(), "`{name}` has no description");
+            assert!(
+                !line.contains('\n') && line.len() <= 90,
+                "`{name}`'s description is longer than one line: {line}"
+            );
+            assert!(
+                help.lines()
+                    .any(|l| l.trim_start().starts_with(name) && l.contains(&line)),
+                "--help does not list `{name}`:\n{help}"
+            );
+        }
+    }
 }

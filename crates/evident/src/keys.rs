@@ -36,15 +36,39 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
                 .create_key_with(role, facilities, label, personal)
                 .await?;
             println!("{secret}");
-            let reads = if personal || role == Role::Admin {
-                "personal data in the clear"
-            } else {
-                "pseudonyms in place of personal data"
-            };
+            let article = if role == Role::Read { "a" } else { "an" };
             eprintln!(
-                "created a {role} key (it reads {reads}); store it now, it cannot be shown again"
+                "created {article} {role} key ({}); store it now, it cannot be shown again",
+                what_it_may_do(role, personal)
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What a new key may do, for the message `keys create` prints.
+fn what_it_may_do(role: Role, personal: bool) -> &'static str {
+    match role {
+        Role::Ingest => "it may only send events; it cannot read any",
+        Role::Read if personal => "it reads events, with personal data in the clear",
+        Role::Read => "it reads events, with pseudonyms in place of personal data",
+        Role::Admin => "it may do everything, and reads personal data in the clear",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ingest_key_is_not_said_to_read() {
+        for personal in [false, true] {
+            let said = what_it_may_do(Role::Ingest, personal);
+            assert!(said.contains("only send"), "{said}");
+            assert!(!said.contains("reads"), "{said}");
+        }
+        assert!(what_it_may_do(Role::Read, false).contains("pseudonyms"));
+        assert!(what_it_may_do(Role::Read, true).contains("in the clear"));
+        assert!(what_it_may_do(Role::Admin, false).contains("in the clear"));
     }
 }

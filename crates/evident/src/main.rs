@@ -2,11 +2,20 @@
 //!
 //! # Layout
 //!
+//! - `cli`: the command line (every subcommand and flag, and the environment variables
+//!   that stand in for flags).
 //! - `serve`: wiring of store → commit stage → HTTP API, and graceful shutdown.
-//! - `keys`: API key management on a data directory.
-//! - `client`: the HTTP client the `send`, `query` and `bench` commands share.
+//! - `config`: the configuration file, turned into each stage's settings.
+//! - `privacy`: the master key, the subjects' key store and the personal fields for `serve`.
+//! - `keys`: API key management on a data directory or PostgreSQL store.
+//! - `client`: the HTTP client the `send`, `query`, `dlq` and `bench` commands share.
 //! - `send`, `query`: NDJSON upload and event search from the command line.
-//! - `bench`: the load generator, its reference workload, and the naive-table baseline.
+//! - `dlq`: listing and replaying dead letters.
+//! - `rules`: checking rule files and trying rules on events.
+//! - `verify`, `verify_proof`: checking the store against its signed checkpoints, and one
+//!   event's inclusion proof offline; the signing key file.
+//! - `bench`: the load generator, its reference workload, the naive-table baseline, and
+//!   the query, detection, findings and PostgreSQL-baseline benchmarks.
 
 mod bench;
 mod cli;

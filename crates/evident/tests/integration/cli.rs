@@ -91,3 +91,38 @@ async fn keys_create_refuses_unknown_roles() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("root"));
 }
+
+/// `examples/events.ndjson`, the sample the README sends, in the four shapes.
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/events.ndjson");
+
+#[tokio::test]
+async fn the_sample_events_file_is_accepted_in_full() {
+    let sample = std::fs::read_to_string(SAMPLE).unwrap();
+    let lines: Vec<&str> = sample.lines().filter(|l| !l.trim().is_empty()).collect();
+    for shape in ["\"eventType\"", "\"agent_id\"", "\"details\"", "\"actor\""] {
+        assert!(
+            lines.iter().any(|l| l.contains(shape)),
+            "the sample has a line with {shape}"
+        );
+    }
+    let (_dir, server) = Server::start_fresh();
+
+    // As the README runs it, with the service and key given through the environment.
+    let out = Command::new(BIN)
+        .args(["send", SAMPLE])
+        .env("EVIDENT_URL", &server.url)
+        .env("EVIDENT_KEY", &server.key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let n = lines.len();
+    assert!(
+        stderr.contains(&format!(
+            "sent {n} events: {n} stored, 0 already stored, 0 rejected"
+        )),
+        "{stderr}"
+    );
+    let page = server.get_ok("/api/v1/events?limit=1000").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), n, "{page}");
+}

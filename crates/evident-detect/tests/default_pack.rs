@@ -1,9 +1,23 @@
 //! The default rule pack (`rules/evident/` at the repository's root): every rule loads,
 //! and each fires on the events of its scenario and not on their harmless neighbours.
+//!
+//! Events go through normalization first, as in the service: rules see what is stored
+//! (category, outcome, actor filled in), whichever input shape the sender used.
 
 use evident_detect::Detector;
 use serde_json::{Value, json};
 use std::path::Path;
+use time::macros::datetime;
+
+/// `raw`, in any accepted input shape, as the service stores it and detection reads it:
+/// normalized and encoded. (The service also seals personal fields, putting pseudonyms
+/// in their place; rules group by those as they do by the values.)
+fn stored(raw: &Value) -> Value {
+    let map = raw.as_object().cloned().expect("an event is an object");
+    let event = evident_ingest::normalize::normalize(map, datetime!(2026-06-01 00:00:00 UTC))
+        .unwrap_or_else(|errors| panic!("{raw} is refused: {errors:?}"));
+    serde_json::from_slice(&evident_model::canonical_bytes(&event)).unwrap()
+}
 
 fn pack() -> Detector {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/evident");
@@ -15,7 +29,7 @@ fn pack() -> Detector {
 
 fn titles(detector: &Detector, event: &Value) -> Vec<String> {
     detector
-        .evaluate(event)
+        .evaluate(&stored(event))
         .into_iter()
         .map(|m| m.title)
         .collect()
@@ -125,7 +139,7 @@ fn failures(events: &[(&str, &str, i64)]) -> Vec<Vec<String>> {
         .map(|(user, ip, at)| {
             let event = json!({"type": "auth.login.failure", "actor": {"user_id": user, "ip": ip}});
             detector
-                .process(&event, t0 + at)
+                .process(&stored(&event), t0 + at)
                 .into_iter()
                 .map(|m| m.title)
                 .collect()
@@ -195,6 +209,197 @@ fn five_failures_from_one_address_and_spraying_across_accounts() {
     assert!(
         fired_at(&quiet, "Password spraying").is_empty(),
         "{quiet:?}"
+    );
+}
+
+const PER_USER: &str = "Brute force - five failed logins in five minutes for one user";
+const PER_ADDRESS: &str = "Brute force - five failed logins in five minutes from one address";
+
+/// One failed login by `user` from `ip` in each input shape, as its sender writes it:
+/// `(shape, event)`.
+fn failed_login_in_every_shape(user: &str, ip: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "collector",
+            json!({"eventType": "user.login",
+                   "eventData": {"userId": user, "action": "login", "success": false, "reason": "bad password"},
+                   "context": {"source": "auth-service"},
+                   "metadata": {"severity": "warn", "source": "auth-service", "version": "1.0.0"},
+                   "userId": user, "sourceIp": ip, "severity": "warn"}),
+        ),
+        (
+            "opmas",
+            json!({"id": uuid::Uuid::new_v4().to_string(), "agent_id": "sshd-watch", "type": "AUTH",
+                   "data": {"user": user, "src_ip": ip, "action": "login", "status": "failed"},
+                   "timestamp": "2026-03-04T09:59:00"}),
+        ),
+        (
+            "batched",
+            json!({"type": "AUTH_LOGIN_FAILURE", "source": "WEB",
+                   "details": {"username": user, "ipAddress": ip, "reason": "bad password"},
+                   "priority": "MEDIUM"}),
+        ),
+        (
+            "canonical",
+            json!({"type": "auth.login.failure", "actor": {"user_id": user, "ip": ip}}),
+        ),
+    ]
+}
+
+#[test]
+fn brute_force_is_found_in_every_seed_shape() {
+    for (shape, event) in failed_login_in_every_shape("mallory", "203.0.113.66") {
+        // Six failed logins within a minute: the fifth completes both counts.
+        let events: Vec<(Value, i64)> = (0..6).map(|i| (event.clone(), i * 10)).collect();
+        let results = sequence(&events);
+        assert_eq!(
+            fired_at(&results, PER_USER),
+            vec![4, 5],
+            "{shape}: {results:?}"
+        );
+        assert_eq!(
+            fired_at(&results, PER_ADDRESS),
+            vec![4, 5],
+            "{shape}: {results:?}"
+        );
+    }
+}
+
+/// Whether `event`, five times within a minute for one user, makes a brute-force finding:
+/// whether the pack counts it as a failed login.
+fn counts_as_failed_login(event: &Value) -> bool {
+    let events: Vec<(Value, i64)> = (0..5).map(|i| (event.clone(), i)).collect();
+    !fired_at(&sequence(&events), PER_USER).is_empty()
+}
+
+#[test]
+fn failed_logins_are_authentication_failures_whatever_their_type() {
+    let user = json!({"user_id": "bob", "ip": "10.0.0.1"});
+    for event in [
+        json!({"type": "auth.login.failure", "actor": user}),
+        json!({"type": "user.login.failure", "actor": user}),
+        json!({"type": "user.login", "actor": user, "data": {"success": false}}),
+        json!({"type": "login.attempt", "outcome": "failure", "actor": user}),
+        json!({"type": "auth.password.check", "category": "authentication", "outcome": "failed", "actor": user}),
+        json!({"type": "sso.callback", "category": "authentication", "outcome": "failure", "actor": user}),
+        // A failed second factor is a guess too.
+        json!({"type": "mfa.verify.failure", "actor": user}),
+        json!({"agent_id": "a-1", "type": "AUTH", "data": {"user": "bob", "result": "FAILURE"}}),
+        json!({"agent_id": "a-1", "type": "AUTH", "data": {"user": "bob", "action": "login_failed"}}),
+        json!({"type": "AUTH_LOGIN_FAILURE", "source": "API", "details": {"userId": "bob"}}),
+    ] {
+        assert!(counts_as_failed_login(&event), "should count: {event}");
+    }
+    for event in [
+        json!({"type": "user.login", "actor": user, "data": {"success": true}}),
+        json!({"type": "user.login", "actor": user}),
+        json!({"type": "auth.login.success", "actor": user}),
+        json!({"agent_id": "a-1", "type": "AUTH", "data": {"user": "bob", "status": "success"}}),
+        // Not logins: a logout, enrolling or setting up a factor, registering.
+        json!({"type": "user.logout", "actor": user, "data": {"success": false}}),
+        json!({"type": "auth.logout.failure", "actor": user}),
+        json!({"type": "mfa.enrollment.failure", "actor": user}),
+        json!({"type": "AUTH_MFA_SETUP_FAILURE", "source": "WEB", "details": {"userId": "bob"}}),
+        json!({"type": "auth.register.failure", "actor": user}),
+        json!({"agent_id": "a-1", "type": "AUTH", "data": {"user": "bob", "action": "mfa_enroll", "success": false}}),
+        // Access decisions are authorization, counted by the access-denied rules instead.
+        json!({"type": "access.denied", "actor": user}),
+        json!({"agent_id": "a-1", "type": "AUTH", "data": {"user": "bob", "action": "access_check", "result": "denied"}}),
+        // A failure of something else.
+        json!({"type": "encryption.event", "actor": user, "data": {"success": false}}),
+    ] {
+        assert!(!counts_as_failed_login(&event), "should not count: {event}");
+    }
+}
+
+/// Whether `event`, ten times within a minute for one user, makes an access-denied burst.
+fn counts_as_access_denial(event: &Value) -> bool {
+    let events: Vec<(Value, i64)> = (0..10).map(|i| (event.clone(), i)).collect();
+    !fired_at(&sequence(&events), "Access-denied burst").is_empty()
+}
+
+#[test]
+fn access_denials_are_authorization_failures_and_forbidden_requests() {
+    let user = json!({"user_id": "bob"});
+    for event in [
+        json!({"type": "access.denied", "actor": user}),
+        json!({"eventType": "access.denied", "userId": "bob", "eventData": {"resource": "/api/v1/keys/7"}}),
+        json!({"type": "ACCESS_DENIED", "source": "API", "details": {"userId": "bob"}}),
+        json!({"type": "authz.policy.denied", "actor": user}),
+        json!({"type": "permission.check", "outcome": "failure", "actor": user}),
+        json!({"agent_id": "a-1", "type": "AUTH", "data": {"user": "bob", "action": "access_check", "result": "denied"}}),
+        // The collector's request middleware: api.access with the response status.
+        json!({"eventType": "api.access", "userId": "bob",
+               "eventData": {"endpoint": "/api/recipes/7", "method": "GET", "statusCode": 403, "sourceIp": "10.0.0.1"}}),
+    ] {
+        assert!(counts_as_access_denial(&event), "should count: {event}");
+    }
+    for event in [
+        json!({"type": "access.granted", "actor": user}),
+        json!({"eventType": "api.access", "userId": "bob", "eventData": {"endpoint": "/api/recipes/7", "statusCode": 200}}),
+        json!({"eventType": "api.access", "userId": "bob", "eventData": {"endpoint": "/api/recipes/8", "statusCode": 404}}),
+        // A change that failed is not a denial.
+        json!({"type": "permission.change", "actor": user, "data": {"success": false}}),
+        json!({"type": "role.assign.failure", "actor": user}),
+        // A failed login is authentication, counted by the brute-force rules instead.
+        json!({"type": "auth.login.failure", "actor": user}),
+    ] {
+        assert!(
+            !counts_as_access_denial(&event),
+            "should not count: {event}"
+        );
+    }
+}
+
+#[test]
+fn the_collectors_quality_equipment_and_request_fields() {
+    check(
+        "Equipment fault or error code",
+        &[
+            json!({"eventType": "equipment.status", "eventData": {"stationId": "STN-A-01", "equipmentStatus": "error"}}),
+        ],
+        &[
+            json!({"eventType": "equipment.status", "eventData": {"stationId": "STN-A-01", "equipmentStatus": "running"}}),
+        ],
+    );
+    check(
+        "Path traversal attempt in an API request",
+        &[
+            json!({"eventType": "api.access", "eventData": {"endpoint": "/files/../../etc/passwd", "method": "GET", "statusCode": 404}}),
+        ],
+        &[
+            json!({"eventType": "api.access", "eventData": {"endpoint": "/files/report.pdf", "method": "GET", "statusCode": 200}}),
+        ],
+    );
+    check(
+        "SQL injection attempt in an API request",
+        &[
+            json!({"eventType": "api.access", "eventData": {"endpoint": "/api/orders/1' OR '1'='1", "statusCode": 500}}),
+        ],
+        &[
+            json!({"eventType": "api.access", "eventData": {"endpoint": "/api/orders/1", "statusCode": 200}}),
+        ],
+    );
+    // The collector's quality check: qualityStatus fail counts as a failed check.
+    let failed = |status: &str| json!({"eventType": "quality.check", "eventData": {"station_id": "ST-9", "panelId": "P-1", "qualityStatus": status}});
+    // Two hours of one failure per ten minutes; then eight passes, or eight failures,
+    // within ten minutes.
+    let history: Vec<(Value, i64)> = (0..12).map(|b| (failed("fail"), b * 600)).collect();
+    let then = |status: &str| {
+        let mut events = history.clone();
+        events.extend((0..8).map(|k| (failed(status), 7200 + k * 30)));
+        sequence(&events)
+    };
+    let quiet = then("pass");
+    assert!(
+        fired_at(&quiet, "Quality-check failure spike").is_empty(),
+        "passes are no failures: {quiet:?}"
+    );
+    let spike = then("fail");
+    assert_eq!(
+        fired_at(&spike, "Quality-check failure spike"),
+        vec![12 + 4],
+        "the fifth failure of the burst: {spike:?}"
     );
 }
 
@@ -272,7 +477,7 @@ fn sequence(events: &[(Value, i64)]) -> Vec<Vec<String>> {
         .iter()
         .map(|(event, at)| {
             detector
-                .process(event, t0 + at)
+                .process(&stored(event), t0 + at)
                 .into_iter()
                 .map(|m| m.title)
                 .collect()

@@ -287,19 +287,52 @@ fn check_labels(field: &str, labels: &[String], errors: &mut Vec<FieldError>) {
     }
 }
 
-/// The outcome a payload states in a `success` boolean or a `result`/`outcome`/`status` word.
+/// The outcome a payload states: a `success` boolean (or `"true"`/`"false"`), else a
+/// `result`/`outcome`/`status` word (`failed`) or a result word inside one (`LOGIN_FAILED`),
+/// else a result word inside an `action` (`login_failed`, as agents that know no
+/// result field write it).
 fn outcome_from_data(data: &Map<String, Value>) -> Option<Outcome> {
-    if let Some(Value::Bool(ok)) = data.get("success") {
-        return Some(if *ok {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        });
+    match data.get("success") {
+        Some(Value::Bool(ok)) => {
+            return Some(if *ok {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            });
+        }
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => {
+            return Some(Outcome::Success);
+        }
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => {
+            return Some(Outcome::Failure);
+        }
+        _ => {}
     }
+    let text = |k: &str| data.get(k).and_then(Value::as_str);
     ["result", "outcome", "status"]
         .iter()
-        .find_map(|k| match data.get(*k)? {
-            Value::String(s) => Outcome::parse_alias(s).filter(|o| *o != Outcome::Unknown),
+        .find_map(|k| {
+            let s = text(k)?;
+            Outcome::parse_alias(s)
+                .filter(|o| *o != Outcome::Unknown)
+                .or_else(|| result_word_in(s))
+        })
+        .or_else(|| text("action").and_then(result_word_in))
+}
+
+/// The outcome a word of `text` states, words split at anything but letters and digits
+/// (`login_failed`, `AUTH-DENIED`). Only words that report a result count: verbs such as
+/// `deny` or `fail` and words such as `error` name what an action does or is about as
+/// often as how it ended.
+fn result_word_in(text: &str) -> Option<Outcome> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|word| match word.to_ascii_lowercase().as_str() {
+            "failed" | "failure" | "unsuccessful" | "denied" | "rejected" | "blocked" => {
+                Some(Outcome::Failure)
+            }
+            "success" | "succeeded" | "successful" | "granted" | "allowed" => {
+                Some(Outcome::Success)
+            }
             _ => None,
         })
 }

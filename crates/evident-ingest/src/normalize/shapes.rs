@@ -174,7 +174,8 @@ pub(crate) fn collector(mut f: Fields<'_>) -> Draft {
     d
 }
 
-/// Reads an OPMAS agent event.
+/// Reads an OPMAS agent event. `AUTH` is category authentication, or authorization when
+/// its `data.action` is an access decision (see [`is_authorization_action`]).
 pub(crate) fn opmas(mut f: Fields<'_>) -> Draft {
     let raw_type = f.string(&["type"]).unwrap_or_default();
     let (_, event_type, category) = OPMAS_TYPES
@@ -196,8 +197,41 @@ pub(crate) fn opmas(mut f: Fields<'_>) -> Draft {
         .get("severity")
         .and_then(Value::as_str)
         .and_then(Severity::parse_alias);
+    if raw_type == "AUTH" && is_authorization_action(&d.data) {
+        d.category = Some(Category::Authorization);
+    }
     f.reject_unknown("; the OPMAS shape has id, agent_id, type, data, timestamp");
     d
+}
+
+/// Whether an OPMAS `AUTH` event ("authentication or authorization event") is an
+/// access decision rather than a login: its `data.action` names access, authorization or
+/// a permission (`access_check`, `authorize`), and no login or logout.
+fn is_authorization_action(data: &serde_json::Map<String, Value>) -> bool {
+    let Some(action) = data.get("action").and_then(Value::as_str) else {
+        return false;
+    };
+    let words: Vec<String> = action
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let any = |names: &[&str]| words.iter().any(|w| names.contains(&w.as_str()));
+    any(&[
+        "access",
+        "authorize",
+        "authorization",
+        "authz",
+        "permission",
+        "privilege",
+    ]) && !any(&[
+        "login",
+        "logon",
+        "logout",
+        "logoff",
+        "signin",
+        "signon",
+        "authenticate",
+    ])
 }
 
 /// Reads the batched service's `logEvent` call sent as JSON.

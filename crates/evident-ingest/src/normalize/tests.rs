@@ -111,6 +111,142 @@ fn batched_seed_shape() {
     assert_eq!(login.actor.user_id.as_deref(), Some("bob"));
 }
 
+/// Category, outcome, user and address of a normalized event, as detection rules see them.
+fn login_view(e: &Event) -> (Category, Outcome, Option<&str>, Option<&str>) {
+    (
+        e.category,
+        e.outcome,
+        e.actor.user_id.as_deref(),
+        e.actor.ip.as_deref(),
+    )
+}
+
+const FAILED_BOB: (Category, Outcome, Option<&str>, Option<&str>) = (
+    Category::Authentication,
+    Outcome::Failure,
+    Some("bob"),
+    Some("10.1.2.3"),
+);
+
+#[test]
+fn a_failed_login_is_an_authentication_failure_in_every_seed_shape() {
+    // The collector: `user.login` with `success: false`, user and address at the top
+    // (from the emitter's context) or only in eventData (where its login handler reads them).
+    let collector = norm(json!({
+        "id": "6f1c1d4e-8a51-4a8e-9f3e-1c2d3e4f5a60", "eventType": "user.login",
+        "eventData": {"userId": "bob", "action": "login", "success": false, "reason": "bad password"},
+        "context": {"correlationId": "req-1", "source": "auth-service"},
+        "metadata": {"severity": "warn", "source": "auth-service", "version": "1.0.0"},
+        "timestamp": "2025-08-28T13:29:00.250Z", "userId": "bob", "sourceIp": "10.1.2.3", "severity": "warn"
+    }))
+    .unwrap();
+    assert_eq!(collector.event_type, "user.login");
+    assert_eq!(login_view(&collector), FAILED_BOB);
+    let in_data = norm(json!({
+        "eventType": "user.login",
+        "eventData": {"userId": "bob", "sourceIp": "10.1.2.3", "success": false}
+    }))
+    .unwrap();
+    assert_eq!(login_view(&in_data), FAILED_BOB);
+    let row = norm(json!({"event_type": "user.login", "user_id": "bob", "source_ip": "10.1.2.3", "data": {"success": false}})).unwrap();
+    assert_eq!(login_view(&row), FAILED_BOB);
+
+    // OPMAS `AUTH`: the spec gives no data fields, so each way an agent may state the
+    // result: a success flag, a result or status word, a result inside the action.
+    for data in [
+        json!({"user": "bob", "src_ip": "10.1.2.3", "action": "login", "status": "failed"}),
+        json!({"username": "bob", "source_ip": "10.1.2.3", "result": "FAILURE"}),
+        json!({"user_id": "bob", "client_ip": "10.1.2.3", "success": false}),
+        json!({"user": "bob", "src_ip": "10.1.2.3", "success": "false"}),
+        json!({"user": "bob", "src_ip": "10.1.2.3", "action": "login_failed"}),
+        json!({"user": "bob", "src_ip": "10.1.2.3", "action": "login", "result": "AUTH_DENIED"}),
+        json!({"user": "bob", "src_ip": "10.1.2.3", "action": "failed-login", "severity": "MEDIUM"}),
+    ] {
+        let e = norm(json!({"id": "3d6f0a52-9a0e-4c62-b1d4-0e8f2b6c1a12", "agent_id": "sshd-watch", "type": "AUTH", "data": data, "timestamp": "2025-08-28T12:00:00"}))
+            .unwrap();
+        assert_eq!(e.event_type, "auth.event");
+        assert_eq!(login_view(&e), FAILED_BOB, "{data}");
+    }
+
+    // The batched service: its own type name says it.
+    let batched = norm(json!({"type": "AUTH_LOGIN_FAILURE", "source": "WEB", "details": {"username": "bob", "ipAddress": "10.1.2.3", "userAgent": "Example Browser/1.0", "reason": "bad password"}, "priority": "MEDIUM"})).unwrap();
+    assert_eq!(login_view(&batched), FAILED_BOB);
+
+    let canonical =
+        norm(json!({"type": "auth.login.failure", "actor": {"user_id": "bob", "ip": "10.1.2.3"}}))
+            .unwrap();
+    assert_eq!(login_view(&canonical), FAILED_BOB);
+}
+
+#[test]
+fn opmas_auth_results_and_access_decisions() {
+    let opmas = |data: Value| {
+        norm(json!({"id": "3d6f0a52-9a0e-4c62-b1d4-0e8f2b6c1a13", "agent_id": "a-1", "type": "AUTH", "data": data}))
+            .unwrap()
+    };
+    let ok = opmas(json!({"user": "bob", "action": "login", "status": "success"}));
+    assert_eq!(
+        (ok.category, ok.outcome),
+        (Category::Authentication, Outcome::Success)
+    );
+    let ok = opmas(json!({"user": "bob", "action": "login_succeeded"}));
+    assert_eq!(ok.outcome, Outcome::Success);
+    let unknown = opmas(json!({"user": "bob", "action": "login"}));
+    assert_eq!(unknown.outcome, Outcome::Unknown, "no result stated");
+
+    // "Authentication or authorization event": an access decision is authorization.
+    let denied = opmas(
+        json!({"user": "bob", "action": "access_check", "resource": "/recipes/7", "result": "denied"}),
+    );
+    assert_eq!(
+        (denied.category, denied.outcome),
+        (Category::Authorization, Outcome::Failure)
+    );
+    let authorize = opmas(json!({"user": "bob", "action": "authorize", "success": false}));
+    assert_eq!(authorize.category, Category::Authorization);
+    let remote_login =
+        opmas(json!({"user": "bob", "action": "remote_access_login", "success": false}));
+    assert_eq!(
+        remote_login.category,
+        Category::Authentication,
+        "a login, whatever else it names"
+    );
+}
+
+#[test]
+fn only_result_words_inside_actions_and_statuses_set_the_outcome() {
+    let outcome = |data: Value| {
+        norm(json!({"type": "widget.event", "data": data}))
+            .unwrap()
+            .outcome
+    };
+    // Verbs and subjects are not results.
+    assert_eq!(
+        outcome(json!({"action": "add_deny_rule"})),
+        Outcome::Unknown
+    );
+    assert_eq!(outcome(json!({"action": "fail_over"})), Outcome::Unknown);
+    assert_eq!(outcome(json!({"action": "error_report"})), Outcome::Unknown);
+    assert_eq!(outcome(json!({"status": "running"})), Outcome::Unknown);
+    // A whole alias, as before, and a result word inside.
+    assert_eq!(outcome(json!({"status": "error"})), Outcome::Failure);
+    assert_eq!(outcome(json!({"status": "CHECK_FAILED"})), Outcome::Failure);
+    assert_eq!(outcome(json!({"result": "unsuccessful"})), Outcome::Failure);
+    assert_eq!(outcome(json!({"success": "TRUE"})), Outcome::Success);
+    assert_eq!(outcome(json!({"success": "maybe"})), Outcome::Unknown);
+    // The flag wins over the words; the type's own result wins over both.
+    assert_eq!(
+        outcome(json!({"success": true, "action": "login_failed"})),
+        Outcome::Success
+    );
+    assert_eq!(
+        norm(json!({"type": "auth.login.failure", "data": {"status": "ok"}}))
+            .unwrap()
+            .outcome,
+        Outcome::Failure
+    );
+}
+
 #[test]
 fn canonical_shape_keeps_every_field() {
     let e = norm(json!({

@@ -4,8 +4,11 @@
 use super::common::Server;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 const PER_USER: &str = "5d0e8a52-3c1b-4f7e-9a64-2b7c1d9e0a11";
+const PER_ADDRESS: &str = "5d0e8a52-3c1b-4f7e-9a64-2b7c1d9e0a12";
 
 /// A failed login for `user` from `ip`, `second` seconds into the test's minute.
 fn failure(user: &str, ip: &str, second: u32) -> (String, Value) {
@@ -275,6 +278,83 @@ async fn correlation_windows_survive_a_restart_and_a_crash_without_doubling_find
     .await;
     let gina = findings_until(&server, PER_USER, "actor.user_id=gina", |f| !f.is_empty()).await;
     assert_eq!(gina[0]["count"], 1);
+}
+
+/// A failed login by `user` from `ip` at `at`, as each seed's sender writes it.
+fn seed_failure(shape: &str, user: &str, ip: &str, at: OffsetDateTime) -> Value {
+    let iso = at.format(&Rfc3339).unwrap();
+    match shape {
+        // The collector's emitter: user.login with success false.
+        "collector" => json!({
+            "id": uuid::Uuid::new_v4().to_string(), "eventType": "user.login",
+            "eventData": {"userId": user, "sourceIp": ip, "action": "login", "success": false, "reason": "invalid password"},
+            "context": {"correlationId": "req-1", "timestamp": iso, "source": "auth-service", "version": "1.0.0"},
+            "metadata": {"severity": "info", "source": "auth-service", "version": "1.0.0"},
+            "timestamp": iso, "correlationId": "req-1", "userId": user, "sourceIp": ip, "severity": "info",
+        }),
+        // An OPMAS agent: type AUTH, the result in data, Python's naive UTC isoformat().
+        "opmas" => json!({
+            "id": uuid::Uuid::new_v4().to_string(), "agent_id": "sshd-watch-1", "type": "AUTH",
+            "data": {"user": user, "src_ip": ip, "action": "login", "status": "failed", "method": "password"},
+            "timestamp": iso.trim_end_matches('Z'),
+        }),
+        // The batched service's logEvent: no id, no time (the receipt time stands).
+        "batched" => json!({
+            "type": "AUTH_LOGIN_FAILURE", "source": "WEB",
+            "details": {"username": user, "ipAddress": ip, "userAgent": "Example Browser/1.0", "reason": "invalid password"},
+            "priority": "MEDIUM",
+        }),
+        "canonical" => json!({
+            "id": uuid::Uuid::new_v4().to_string(), "type": "auth.login.failure", "time": iso,
+            "actor": {"user_id": user, "ip": ip},
+        }),
+        other => panic!("no shape {other}"),
+    }
+}
+
+/// The default pack counts failed logins by category and outcome, not by type name: six
+/// failed logins for one user from one address within a minute make the brute-force
+/// findings whichever seed shape they came in.
+#[tokio::test]
+async fn brute_force_is_found_in_every_seed_shape() {
+    let (_dir, server) = Server::start_fresh();
+    let shapes = ["collector", "opmas", "batched", "canonical"];
+    let start = OffsetDateTime::now_utc() - time::Duration::seconds(40);
+    let who = |n: usize| {
+        (
+            format!("{}-victim", shapes[n]),
+            format!("198.51.100.{}", n + 1),
+        )
+    };
+    for (n, shape) in shapes.iter().enumerate() {
+        let (user, ip) = who(n);
+        let events: Vec<Value> = (0..6)
+            .map(|i| seed_failure(shape, &user, &ip, start + time::Duration::seconds(i * 5)))
+            .collect();
+        let (status, body) = server.post_json(&Value::Array(events)).await;
+        assert_eq!(status, 202, "{shape}: {body}");
+        assert_eq!(
+            body["stored"], 6,
+            "{shape}: every failure stored, none folded: {body}"
+        );
+    }
+    for (n, shape) in shapes.iter().enumerate() {
+        let (user, ip) = who(n);
+        // Five in the window fire on the fifth and again on the sixth: one finding, count 2.
+        let twice = |f: &[Value]| f.first().is_some_and(|f| f["count"] == 2);
+        let per_user =
+            findings_until(&server, PER_USER, &format!("actor.user_id={user}"), twice).await;
+        assert_eq!(per_user.len(), 1, "{shape}: {per_user:?}");
+        assert_eq!(per_user[0]["severity"], "high", "{shape}");
+        assert_eq!(
+            per_user[0]["evidence"].as_array().map(Vec::len),
+            Some(6),
+            "{shape}: all six failures are its evidence: {per_user:?}"
+        );
+        let per_address =
+            findings_until(&server, PER_ADDRESS, &format!("actor.ip={ip}"), twice).await;
+        assert_eq!(per_address.len(), 1, "{shape}: {per_address:?}");
+    }
 }
 
 const SETPOINT_RULE: &str = "title: Oven setpoint above 300\nid: oven-hot\nlogsource: {product: evident}\ndetection:\n  sel:\n    type: control.setpoint.change\n    data.setpoint|gt: 300\n  condition: sel\nlevel: high\n";

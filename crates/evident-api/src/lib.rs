@@ -6,6 +6,7 @@
 //! - [`routes`]: handlers (ingest, events, findings, rules, stats, health).
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
 //! - [`params`]: query strings → typed store queries.
+//! - [`privacy`]: what a caller sees of personal data in events; [`reveal`]: in findings.
 //! - [`error`]: the error code table and wire format.
 //! - [`state`]: the handles handlers share.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod inflight;
 pub mod params;
 pub mod privacy;
+pub mod reveal;
 pub mod routes;
 pub mod state;
 

@@ -39,7 +39,7 @@ async fn findings_until(
             .as_array()
             .unwrap()
             .iter()
-            .filter(|f| f["group_key"] == server.group_key(group).as_str())
+            .filter(|f| f["group_key"] == group)
             .cloned()
             .collect();
         if ready(&found) {

@@ -93,16 +93,28 @@ impl Resolutions {
         }
     }
 
-    /// The finding as JSON, with every `field=ps_…` part of its group key that is known
-    /// replaced by the clear value, and a `personal` object naming the fields shown in the
-    /// clear (`revealed`), those whose subject was erased (`erased`) and those whose value
-    /// could not be found among its evidence (`unavailable`). Without pseudonyms in the
-    /// group key, the finding is as stored.
+    /// The finding as JSON, shown as [`Resolutions::reveal`] puts it.
     pub fn show(&self, finding: &Finding) -> Value {
         let mut value = serde_json::to_value(finding).unwrap_or(Value::Null);
-        let parts = parts(&finding.group_key);
+        self.reveal(&mut value);
+        value
+    }
+
+    /// Rewrites an object with a `group_key` (a finding, a backtest's firing): every
+    /// `field=ps_…` part of the key that is known gets the clear value, and a `personal`
+    /// object names the fields shown in the clear (`revealed`), those whose subject was
+    /// erased (`erased`) and those whose value could not be found among the evidence
+    /// (`unavailable`). Without pseudonyms in the group key, the object is left as it is.
+    pub fn reveal(&self, object: &mut Value) {
+        let Some(map) = object.as_object_mut() else {
+            return;
+        };
+        let Some(Value::String(group_key)) = map.get("group_key") else {
+            return;
+        };
+        let parts = parts(group_key);
         if parts.iter().all(|(_, p)| p.is_none()) {
-            return value;
+            return;
         }
         let mut revealed = Vec::new();
         let mut erased = Vec::new();
@@ -115,35 +127,32 @@ impl Resolutions {
                 };
                 match self.get(pseudonym) {
                     Some(Resolved::Clear(clear)) => {
-                        revealed.push(field);
+                        revealed.push(field.to_owned());
                         format!("{field}={clear}")
                     }
                     Some(Resolved::Erased) => {
-                        erased.push(field);
+                        erased.push(field.to_owned());
                         text.to_owned()
                     }
                     None => {
-                        unavailable.push(field);
+                        unavailable.push(field.to_owned());
                         text.to_owned()
                     }
                 }
             })
             .collect();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("group_key".into(), Value::String(key.join(", ")));
-            let mut personal = Map::new();
-            for (name, fields) in [
-                ("revealed", revealed),
-                ("erased", erased),
-                ("unavailable", unavailable),
-            ] {
-                if !fields.is_empty() {
-                    personal.insert(name.into(), fields.into());
-                }
+        let mut personal = Map::new();
+        for (name, fields) in [
+            ("revealed", revealed),
+            ("erased", erased),
+            ("unavailable", unavailable),
+        ] {
+            if !fields.is_empty() {
+                personal.insert(name.into(), fields.into());
             }
-            map.insert("personal".into(), Value::Object(personal));
         }
-        value
+        map.insert("group_key".into(), Value::String(key.join(", ")));
+        map.insert("personal".into(), Value::Object(personal));
     }
 }
 
@@ -172,43 +181,53 @@ fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// `findings` as `view`'s caller sees them: as stored for a caller without the
 /// personal-data permission; otherwise with clear values in their group keys, read from
-/// their evidence events in `scope` (in rounds of concurrent reads, at most one event per
-/// distinct pseudonym in each round, and usually one round).
+/// their evidence events in `scope` (see [`resolve`]).
 pub async fn present(
     findings: Vec<Finding>,
     view: &View,
     events: &Arc<dyn EventStore>,
     scope: &Scope,
 ) -> Result<Vec<Value>, ApiError> {
-    let Some(privacy) = view.opener() else {
-        return Ok(findings
-            .iter()
-            .map(|f| serde_json::to_value(f).unwrap_or(Value::Null))
-            .collect());
-    };
-    let mut resolutions = Resolutions::default();
-    resolve(&findings, privacy, events, scope, &mut resolutions).await?;
-    Ok(findings.iter().map(|f| resolutions.show(f)).collect())
+    let groups = findings
+        .iter()
+        .map(|f| (f.group_key.as_str(), f.evidence.as_slice()));
+    let resolutions = resolve(view, groups, events, scope).await?;
+    Ok(findings
+        .iter()
+        .map(|f| match &resolutions {
+            Some(resolutions) => resolutions.show(f),
+            None => serde_json::to_value(f).unwrap_or(Value::Null),
+        })
+        .collect())
 }
 
-/// Reads evidence events until every pseudonym in the findings' group keys is resolved,
-/// or its candidate events are used up.
-async fn resolve(
-    findings: &[Finding],
-    privacy: &Privacy,
+/// For a caller with the personal-data permission (`None` for others), what the
+/// pseudonyms in `groups` (group keys, each with its evidence event ids) stand for.
+///
+/// Reads evidence events in `scope`, in rounds of concurrent reads: in each round at most
+/// one event per pseudonym still unknown, and none read twice; usually one round does,
+/// and one event often resolves several pseudonyms (a user and an address). A
+/// pseudonym's next evidence event is read only when the earlier ones are gone or do not
+/// hold it, up to three.
+pub async fn resolve<'a>(
+    view: &View,
+    groups: impl Iterator<Item = (&'a str, &'a [Uuid])>,
     events: &Arc<dyn EventStore>,
     scope: &Scope,
-    resolutions: &mut Resolutions,
-) -> Result<(), ApiError> {
-    // Each pseudonym's candidate events: the evidence of the findings naming it, in order.
+) -> Result<Option<Resolutions>, ApiError> {
+    let Some(privacy) = view.opener() else {
+        return Ok(None);
+    };
+    let mut resolutions = Resolutions::default();
+    // Each pseudonym's candidate events: the evidence of the groups naming it, in order.
     let mut candidates: HashMap<&str, Vec<Uuid>> = HashMap::new();
-    for finding in findings {
-        for (_, personal) in parts(&finding.group_key) {
+    for (group_key, evidence) in groups {
+        for (_, personal) in parts(group_key) {
             let Some((_, pseudonym)) = personal else {
                 continue;
             };
             let ids = candidates.entry(pseudonym).or_default();
-            for id in &finding.evidence {
+            for id in evidence {
                 if ids.len() >= TRIES_PER_PSEUDONYM {
                     break;
                 }
@@ -251,7 +270,7 @@ async fn resolve(
             }
         }
     }
-    Ok(())
+    Ok(Some(resolutions))
 }
 
 #[cfg(test)]
@@ -368,7 +387,7 @@ mod tests {
         assert!(hidden.get("personal").is_none(), "{hidden}");
         let text = hidden.to_string();
         assert!(
-            !text.contains("bob") && !text.contains("10.0.0.7"),
+            !text.contains("=bob") && !text.contains("10.0.0.7"),
             "{text}"
         );
     }

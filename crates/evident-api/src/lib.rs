@@ -10,6 +10,7 @@
 //! - [`privacy`]: what a caller sees of personal data, and filters on personal fields
 //!   turned into pseudonyms.
 //! - [`params`]: query strings → typed store queries.
+//! - [`privacy`]: what a caller sees of personal data in events; [`reveal`]: in findings.
 //! - [`error`]: the error code table and wire format.
 //! - [`state`]: the handles handlers share.
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod inflight;
 pub mod params;
 pub mod privacy;
+pub mod reveal;
 pub mod routes;
 pub mod state;
 

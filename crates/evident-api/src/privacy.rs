@@ -26,6 +26,11 @@ impl View {
         }
     }
 
+    /// The protection to open sealed values with, when the caller may see personal data.
+    pub fn opener(&self) -> Option<&Privacy> {
+        self.privacy.as_deref().filter(|_| self.personal)
+    }
+
     /// Rewrites a stored event (as JSON) for the caller: with the permission, personal
     /// fields are decrypted in place (or, once the subject's key is erased, the event says
     /// so under `sealed.erased`); without it, the ciphertext is left out and the fields

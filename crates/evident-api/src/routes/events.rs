@@ -82,8 +82,9 @@ pub async fn get(
         let findings = crate::routes::findings::store(&state)?
             .findings_for_event(folded_into.unwrap_or(id), caller.scope())
             .await?;
+        let findings = crate::routes::findings::shown(&state, &caller, findings).await?;
         if let Some(map) = event.as_object_mut() {
-            map.insert("findings".into(), json!(findings));
+            map.insert("findings".into(), Value::Array(findings));
         }
     }
     Ok(Json(event))

@@ -3,15 +3,21 @@
 //! Reading findings needs a read key; so does changing a finding's status (triage is
 //! what analysts with read keys do). Who changed it is recorded as the key, plus the
 //! name the request gives in `by`.
+//!
+//! Every answer shows a finding's group key as the caller may see it: personal values in
+//! the clear for keys with the personal-data permission, pseudonyms for the others
+//! ([`crate::reveal`]).
 
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::params;
+use crate::privacy::View;
+use crate::reveal;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use evident_store::{FindingStatus, FindingStore, StatusChange, StoreError};
+use evident_store::{Finding, FindingStatus, FindingStore, StatusChange, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -36,8 +42,9 @@ pub async fn list(
     let mut query = params::finding_query(raw.as_deref(), OffsetDateTime::now_utc())?;
     query.scope = caller.scope();
     let page = store(&state)?.findings(query).await?;
+    let findings = shown(&state, &caller, page.findings).await?;
     Ok(Json(json!({
-        "findings": page.findings,
+        "findings": findings,
         "next_cursor": page.next.map(|c| c.encode()),
     })))
 }
@@ -51,7 +58,7 @@ pub async fn get(
     caller.require(Permission::Read)?;
     let id = finding_id(&id)?;
     match store(&state)?.finding(id, caller.scope()).await? {
-        Some(finding) => Ok(Json(json!(finding))),
+        Some(finding) => Ok(Json(one(&state, &caller, finding).await?)),
         None => Err(not_found(id)),
     }
 }
@@ -100,11 +107,27 @@ pub async fn patch(
         .set_finding_status(id, change, caller.scope())
         .await
     {
-        Ok(Some(finding)) => Ok(Json(json!(finding))),
+        Ok(Some(finding)) => Ok(Json(one(&state, &caller, finding).await?)),
         Ok(None) => Err(not_found(id)),
         Err(StoreError::Rejected(reason)) => Err(ApiError::Conflict(reason)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `findings` as `caller` sees them: personal values in the clear with the permission,
+/// pseudonyms without.
+pub(crate) async fn shown(
+    state: &AppState,
+    caller: &Caller,
+    findings: Vec<Finding>,
+) -> Result<Vec<Value>, ApiError> {
+    let view = View::new(state.pipeline.privacy(), caller);
+    reveal::present(findings, &view, &state.store, &caller.scope()).await
+}
+
+async fn one(state: &AppState, caller: &Caller, finding: Finding) -> Result<Value, ApiError> {
+    let mut shown = shown(state, caller, vec![finding]).await?;
+    Ok(shown.pop().unwrap_or(Value::Null))
 }
 
 fn finding_id(id: &str) -> Result<Uuid, ApiError> {

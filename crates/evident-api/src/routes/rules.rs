@@ -158,15 +158,51 @@ pub async fn backtest(
         tracing::error!(error = %e, "backtest cannot read the rules directory");
         ApiError::Unavailable("the rules directory cannot be read".into())
     })?;
+    let firings = shown_firings(&state, &caller, &report.firings).await?;
     Ok(Json(json!({
         "rule": rule.info,
         "from": crate::routes::rfc3339(from),
         "to": crate::routes::rfc3339(to),
         "events": report.events,
         "fired": report.fired,
-        "firings": report.firings,
+        "firings": firings,
         "truncated": truncated,
     })))
+}
+
+/// A backtest's firings as `caller` sees them: group keys in the clear for keys with the
+/// personal-data permission (from the events they fired on), by pseudonym for the others.
+async fn shown_firings(
+    state: &AppState,
+    caller: &Caller,
+    firings: &[evident_detect::backtest::Firing],
+) -> Result<Vec<Value>, ApiError> {
+    let evidence: Vec<Vec<uuid::Uuid>> = firings
+        .iter()
+        .map(|f| {
+            f.event_id
+                .as_deref()
+                .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    let view = crate::privacy::View::new(state.pipeline.privacy(), caller);
+    let groups = firings
+        .iter()
+        .zip(&evidence)
+        .map(|(f, ids)| (f.group_key.as_str(), ids.as_slice()));
+    let resolutions = crate::reveal::resolve(&view, groups, &state.store, &caller.scope()).await?;
+    Ok(firings
+        .iter()
+        .map(|f| {
+            let mut value = json!(f);
+            if let Some(resolutions) = &resolutions {
+                resolutions.reveal(&mut value);
+            }
+            value
+        })
+        .collect())
 }
 
 /// Runs a library operation (file I/O and rule compilation) off the async workers.

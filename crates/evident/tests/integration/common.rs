@@ -196,8 +196,9 @@ impl Server {
         evident_privacy::Pseudonyms::new(&master).of(value)
     }
 
-    /// A findings group key `field=value` as the server stores it: personal fields
-    /// (here the actor's user id and address) by pseudonym.
+    /// A group key `field=value` as the server stores it and as readers without the
+    /// personal-data permission (and backtests) see it: personal fields (here the
+    /// actor's user id and address) by pseudonym. Admin keys see findings in the clear.
     pub fn group_key(&self, key: &str) -> String {
         match key.split_once('=') {
             Some((field @ ("actor.user_id" | "actor.ip"), value)) => {

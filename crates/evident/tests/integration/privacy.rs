@@ -112,9 +112,10 @@ async fn personal_data_is_sealed_detected_by_pseudonym_and_erased() {
     )
     .await;
     let finding = &findings["findings"][0];
-    assert!(
-        finding["group_key"].as_str().unwrap().contains(&pseudonym),
-        "grouped by pseudonym: {finding}"
+    assert_eq!(
+        finding["group_key"],
+        format!("actor.user_id={USER}"),
+        "grouped by pseudonym, shown to an admin in the clear: {finding}"
     );
 
     // A read key sees pseudonyms only, and may not test clear values.
@@ -188,11 +189,22 @@ async fn personal_data_is_sealed_detected_by_pseudonym_and_erased() {
         .get_ok(&format!("/api/v1/privacy/subjects/{USER}"))
         .await;
     assert_eq!(export["key"]["state"], "erased", "{export}");
-    // The finding raised before the erasure is still there.
+    // The finding raised before the erasure is still there, under the pseudonym now.
     let findings = server
         .get_ok(&format!("/api/v1/findings?rule_id={BRUTE_FORCE}"))
         .await;
     assert_eq!(findings["findings"].as_array().unwrap().len(), 1);
+    let finding = &findings["findings"][0];
+    assert_eq!(
+        finding["group_key"],
+        format!("actor.user_id={pseudonym}"),
+        "{finding}"
+    );
+    assert_eq!(
+        finding["personal"]["erased"],
+        json!(["actor.user_id"]),
+        "{finding}"
+    );
 
     // The log still verifies: its hashes cover the ciphertext, which did not change.
     let public = server.public_key().await;
@@ -207,6 +219,124 @@ async fn personal_data_is_sealed_detected_by_pseudonym_and_erased() {
         .get_ok(&format!("/api/v1/events?user_id={pseudonym}"))
         .await;
     assert_eq!(page["events"][0]["sealed"]["erased"], true, "{page}");
+}
+
+/// Six failed logins of bob from 10.0.0.7 within a minute.
+fn bob_brute_force() -> Vec<Value> {
+    (0..6)
+        .map(|i| {
+            json!({
+                "type": "auth.login.failure",
+                "time": format!("2026-03-01T11:00:{:02}Z", i * 5),
+                "actor": {"user_id": "bob", "ip": "10.0.0.7"},
+            })
+        })
+        .collect()
+}
+
+/// The finding of `rule` as `key` sees it in the list (waiting up to 10 s for it).
+async fn listed_finding(server: &Server, key: &str, rule: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, page) = server
+            .get(Some(key), &format!("/api/v1/findings?rule_id={rule}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        if let Some(finding) = page["findings"].get(0) {
+            return finding.clone();
+        }
+        assert!(Instant::now() < deadline, "no finding of {rule}: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every way a finding is shown to `key`: listed, by id, in a status change's answer,
+/// and embedded in its evidence event; as JSON text each.
+async fn finding_views(server: &Server, key: &str, rule: &str) -> Vec<(String, Value)> {
+    let listed = listed_finding(server, key, rule).await;
+    let id = listed["id"].as_str().unwrap().to_owned();
+    let (status, one) = server
+        .get(Some(key), &format!("/api/v1/findings/{id}"))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    let resp = reqwest::Client::new()
+        .patch(format!("{}/api/v1/findings/{id}", server.url))
+        .bearer_auth(key)
+        .json(&json!({"status": "acknowledged", "by": "dana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let patched: Value = resp.json().await.unwrap();
+    let evidence = listed["evidence"][0].as_str().unwrap().to_owned();
+    let (status, event) = server
+        .get(
+            Some(key),
+            &format!("/api/v1/events/{evidence}?include=findings"),
+        )
+        .await;
+    assert_eq!(status, 200, "{event}");
+    let embedded = event["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the event embeds its finding: {event}"));
+    vec![
+        ("listed".into(), listed),
+        ("by id".into(), one),
+        ("status change".into(), patched),
+        ("on its event".into(), embedded),
+        ("its event".into(), event),
+    ]
+}
+
+#[tokio::test]
+async fn findings_show_clear_values_to_personal_readers() {
+    let (_dir, server) = Server::start_fresh();
+    let (status, body) = server.post_json(&Value::Array(bob_brute_force())).await;
+    assert_eq!(status, 202, "{body}");
+    let per_user = BRUTE_FORCE;
+    let per_address = "5d0e8a52-3c1b-4f7e-9a64-2b7c1d9e0a12";
+    let reader = server.create_key("read");
+    let personal = server.create_key_with("read", &["--personal"]);
+    let user_ps = server.pseudonym("bob");
+    let ip_ps = server.pseudonym("10.0.0.7");
+
+    for (rule, field, clear, pseudonym) in [
+        (per_user, "actor.user_id", "bob", &user_ps),
+        (per_address, "actor.ip", "10.0.0.7", &ip_ps),
+    ] {
+        for key in [&server.key, &personal] {
+            for (place, finding) in finding_views(&server, key, rule).await {
+                if place == "its event" {
+                    continue;
+                }
+                assert_eq!(
+                    finding["group_key"],
+                    format!("{field}={clear}"),
+                    "{place}: {finding}"
+                );
+                assert_eq!(finding["personal"]["revealed"], json!([field]), "{place}");
+            }
+        }
+        for (place, shown) in finding_views(&server, &reader, rule).await {
+            // (Quoted or after `=`: a pseudonym's base64 could hold "bob" by chance.)
+            let text = shown.to_string();
+            assert!(
+                !text.contains("\"bob\"") && !text.contains("=bob") && !text.contains("10.0.0.7"),
+                "{place}: a clear value shown to a reader without the permission: {text}"
+            );
+            if place != "its event" {
+                assert_eq!(
+                    shown["group_key"],
+                    format!("{field}={pseudonym}"),
+                    "{place}: {shown}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use evident_store::{
     EventStore, FindingStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance,
 };
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -78,8 +78,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    write_atomically(&args.data_dir.join(ADDR_FILE), addr.to_string().as_bytes())
-        .context("cannot write the address file")?;
+    write_atomically(
+        &args.data_dir.join(ADDR_FILE),
+        addr.to_string().as_bytes(),
+        0o600,
+    )
+    .context("cannot write the address file")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "evident listening");
     println!(
         "evident listening on http://{addr} (data in {})",
@@ -251,7 +255,10 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                     "--max-db-size-mb applies to the embedded store only; size PostgreSQL with its own quotas"
                 );
             }
-            std::fs::create_dir_all(&args.data_dir)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&args.data_dir)
                 .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
             let store = PgStore::connect(url, config.retention.clone())
                 .await
@@ -328,10 +335,18 @@ async fn ensure_admin_key(store: &dyn KeyStore, data_dir: &Path) -> anyhow::Resu
     Ok(())
 }
 
-/// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a part.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a
+/// part; a new file gets `mode` (before the umask).
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
+    std::fs::remove_file(&tmp).ok();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
     std::fs::rename(&tmp, path)
 }
 

@@ -13,6 +13,7 @@ mod cli;
 mod client;
 mod config;
 mod dlq;
+mod http;
 mod keys;
 mod privacy;
 mod query;

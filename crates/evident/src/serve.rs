@@ -25,6 +25,8 @@ pub const ADDR_FILE: &str = "evident.addr";
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Room for connections beside the store and rule files; the cap below keeps some.
+    let open_files = crate::http::raise_open_file_limit();
     let config = Config::load(args.config.as_deref(), args.database_url.is_some())?;
     let Stores {
         events: store,
@@ -89,10 +91,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "evident listening on http://{addr} (data in {})",
         args.data_dir.display()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let connections = crate::http::ConnLimits {
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(|| crate::http::default_max_connections(open_files))
+            .max(1),
+    };
+    tracing::info!(
+        max_connections = connections.max_connections,
+        open_files,
+        header_timeout_s = connections.header_timeout.as_secs(),
+        idle_timeout_s = connections.idle_timeout.as_secs(),
+        "connection limits"
+    );
+    crate::http::serve(listener, app, connections, shutdown_signal()).await;
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;

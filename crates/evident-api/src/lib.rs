@@ -5,11 +5,13 @@
 //! - [`router`]: every route and its handler, in one table.
 //! - [`routes`]: handlers (ingest, events, findings, rules, stats, health).
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
+//! - [`encoding`]: `Content-Encoding` of request bodies (gzip).
 //! - [`params`]: query strings → typed store queries.
 //! - [`error`]: the error code table and wire format.
 //! - [`state`]: the handles handlers share.
 
 pub mod auth;
+pub mod encoding;
 pub mod error;
 pub mod inflight;
 pub mod params;

@@ -283,3 +283,43 @@ async fn gzip_bodies_are_decoded_within_the_limit_and_unknown_encodings_refused(
         .unwrap();
     assert_eq!(resp.status(), 400, "a body that is not gzip");
 }
+
+/// A key repeated in an event object is refused naming it and where (index, NDJSON
+/// line), rather than the last value silently winning.
+#[tokio::test]
+async fn repeated_keys_are_refused_naming_key_and_place() {
+    let (_dir, server) = Server::start_fresh();
+    let k = Some(server.key.as_str());
+    let (status, body) = server
+        .post(
+            k,
+            Some("application/json"),
+            r#"{"type":"user.login","actor":{"user_id":"ann","user_id":"root"}}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["field"], "actor.user_id", "{body}");
+    assert!(
+        error["reason"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key `user_id`"),
+        "{body}"
+    );
+
+    let ndjson = "{\"type\":\"a.b\"}\n\n{\"type\":\"a.b\",\"type\":\"c.d\"}\n";
+    let (status, body) = server.post(k, Some("application/x-ndjson"), ndjson).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (body["stored"].as_u64(), body["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let error = &body["errors"][0];
+    assert_eq!(
+        (error["index"].as_u64(), error["line"].as_u64()),
+        (Some(1), Some(3)),
+        "{body}"
+    );
+    assert_eq!(error["field"], "type");
+}

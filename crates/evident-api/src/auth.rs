@@ -66,17 +66,14 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
+impl Caller {
+    /// The caller named by the `Authorization` header in `headers`: 401 without one, or
+    /// when it names no valid key.
+    pub async fn from_headers(
+        headers: &axum::http::HeaderMap,
         state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::MissingKey)?;
+    ) -> Result<Self, ApiError> {
+        let header = headers.get(AUTHORIZATION).ok_or(ApiError::MissingKey)?;
         let text = header.to_str().map_err(|_| ApiError::InvalidKey)?;
         let secret = text
             .strip_prefix("Bearer ")
@@ -90,6 +87,17 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or(ApiError::InvalidKey)?;
         Ok(Caller { key })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Caller::from_headers(&parts.headers, state).await
     }
 }
 

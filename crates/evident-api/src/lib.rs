@@ -7,14 +7,14 @@
 //!   pipeline statistics, dead letters, metrics, health).
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
 //! - [`inflight`]: the budget of request bytes taken in at once (429 past it).
-//! - [`privacy`]: what a caller sees of personal data, and filters on personal fields
-//!   turned into pseudonyms.
+//! - [`encoding`]: `Content-Encoding` of request bodies (gzip).
 //! - [`params`]: query strings → typed store queries.
 //! - [`privacy`]: what a caller sees of personal data in events; [`reveal`]: in findings.
 //! - [`error`]: the error code table and wire format.
 //! - [`state`]: the handles handlers share.
 
 pub mod auth;
+pub mod encoding;
 pub mod error;
 pub mod inflight;
 pub mod params;

@@ -2,6 +2,7 @@
 
 use crate::error::{DecodeError, FieldError, Rejection};
 use crate::limits::Limits;
+use crate::strict::{self, Document, Duplicate};
 use serde_json::{Map, Value};
 
 /// How a body is framed.
@@ -70,11 +71,13 @@ pub fn decode(
 }
 
 fn decode_json(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    match value {
-        Value::Object(map) => Ok(vec![Ok(map)]),
-        Value::Array(items) => {
+    let document =
+        strict::parse_document(body).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    match document {
+        Document::Single(Value::Object(map), dup) => {
+            Ok(vec![object_or_reject(Value::Object(map), dup, 0, None)])
+        }
+        Document::Array(items) => {
             if items.len() > limits.max_events {
                 return Err(DecodeError::TooManyEvents {
                     count: items.len(),
@@ -84,10 +87,10 @@ fn decode_json(body: &[u8], limits: &Limits) -> Result<Vec<RawItem>, DecodeError
             Ok(items
                 .into_iter()
                 .enumerate()
-                .map(|(index, v)| object_or_reject(v, index, None))
+                .map(|(index, (v, dup))| object_or_reject(v, dup, index, None))
                 .collect())
         }
-        other => Err(DecodeError::WrongShape(kind(&other))),
+        Document::Single(other, _) => Err(DecodeError::WrongShape(kind(&other))),
     }
 }
 
@@ -121,8 +124,8 @@ fn decode_ndjson(
             ));
             continue;
         }
-        let item = match serde_json::from_slice::<Value>(line) {
-            Ok(v) => object_or_reject(v, index, line_no),
+        let item = match strict::parse_value(line) {
+            Ok((v, dup)) => object_or_reject(v, dup, index, line_no),
             Err(e) => Err(reject(
                 index,
                 line_no,
@@ -134,10 +137,24 @@ fn decode_ndjson(
     Ok(items)
 }
 
-fn object_or_reject(value: Value, index: usize, line: Option<usize>) -> RawItem {
-    match value {
-        Value::Object(map) => Ok(map),
-        other => {
+/// The event object, or its rejection: not an object, or an object repeating a key
+/// (which the sender may have meant either way, so neither value is guessed).
+fn object_or_reject(
+    value: Value,
+    dup: Option<Duplicate>,
+    index: usize,
+    line: Option<usize>,
+) -> RawItem {
+    match (value, dup) {
+        (Value::Object(_), Some(dup)) => {
+            let reason = format!(
+                "duplicate key `{}`: a key may appear only once in an object",
+                dup.key()
+            );
+            Err(reject(index, line, FieldError::new(dup.path(), reason)))
+        }
+        (Value::Object(map), None) => Ok(map),
+        (other, _) => {
             let reason = format!("an event must be a JSON object, got {}", kind(&other));
             Err(reject(index, line, FieldError::new("", reason)))
         }

@@ -7,6 +7,7 @@
 //! - [`normalize`]: shape detection (canonical and the three seed shapes), field mapping,
 //!   defaults from the taxonomy, and validation with errors that name the field.
 //! - [`admit`]: the two together for one request, yielding encoded events ready to commit.
+//! - [`strict`]: JSON parsing that notes keys repeated within an object.
 //! - [`limits`]: the configurable bounds; [`error`]: what bad input is told.
 //! - [`priorities`]: priority overrides per event type, from the configuration.
 //!
@@ -19,6 +20,7 @@ pub mod error;
 pub mod limits;
 pub mod normalize;
 pub mod priorities;
+pub mod strict;
 
 pub use admit::{Admission, admit, admit_with};
 pub use decode::BodyFormat;

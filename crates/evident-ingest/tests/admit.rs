@@ -112,3 +112,105 @@ proptest! {
         }
     }
 }
+
+/// Any JSON value, objects with distinct keys (as a serializer writes them).
+fn arb_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[ -~]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// JSON object text with `entries` in order, repeats and all.
+fn object_text(entries: &[(String, serde_json::Value)]) -> String {
+    let fields: Vec<String> = entries
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k.as_str())))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Without repeated keys, the duplicate-checking parse gives what serde_json gives,
+    /// and such an event is admitted as before.
+    #[test]
+    fn objects_without_repeated_keys_are_read_as_before(data in arb_value()) {
+        let text = serde_json::to_string(&data).unwrap();
+        let (value, dup) = evident_ingest::strict::parse_value(text.as_bytes()).unwrap();
+        prop_assert_eq!(&value, &serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        prop_assert_eq!(dup, None);
+        let event = serde_json::json!({"type": "a.b", "data": {"x": data}});
+        let a = admit(event.to_string().as_bytes(), BodyFormat::Json, &Limits::default(), OffsetDateTime::now_utc()).unwrap();
+        prop_assert_eq!(a.accepted.len(), 1, "{:?}", a.rejected);
+    }
+
+    /// An object repeating a key, at the top of an event or nested in it, is refused
+    /// naming the key and where it is; the other events of the request are kept.
+    #[test]
+    fn any_object_with_a_repeated_key_is_refused_naming_it(
+        fields in prop::collection::btree_map("[a-z]{1,4}", arb_value(), 1..5),
+        pick in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        again in arb_value(),
+        nested in any::<bool>(),
+    ) {
+        let mut entries: Vec<(String, serde_json::Value)> = fields.into_iter().collect();
+        let key = entries[pick.index(entries.len())].0.clone();
+        entries.insert(at.index(entries.len() + 1), (key.clone(), again));
+        let (event, path) = if nested {
+            (format!("{{\"type\":\"a.b\",\"data\":{{\"inner\":{}}}}}", object_text(&entries)), format!("data.inner.{key}"))
+        } else {
+            entries.retain(|(k, _)| k != "type");
+            entries.insert(0, ("type".into(), "a.b".into()));
+            if key == "type" {
+                return Ok(());
+            }
+            (object_text(&entries), key.clone())
+        };
+        let good = r#"{"type":"c.d"}"#;
+        let now = OffsetDateTime::now_utc();
+        let l = Limits::default();
+        for (body, format, line) in [
+            (format!("[{good},{event}]"), BodyFormat::Json, None),
+            (format!("{good}\n{event}\n"), BodyFormat::Ndjson, Some(2)),
+        ] {
+            let a = admit(body.as_bytes(), format, &l, now).unwrap();
+            prop_assert_eq!(a.accepted.len(), 1);
+            prop_assert_eq!((a.rejected[0].index, a.rejected[0].line), (1, line));
+            let error = &a.rejected[0].errors[0];
+            prop_assert_eq!(&error.field, &path);
+            prop_assert!(error.reason.contains(&format!("duplicate key `{key}`")), "{}", error.reason);
+        }
+        let alone = admit(event.as_bytes(), BodyFormat::Json, &l, now).unwrap();
+        prop_assert!(alone.accepted.is_empty());
+        prop_assert_eq!(&alone.rejected[0].errors[0].field, &path);
+    }
+}
+
+#[test]
+fn a_repeated_type_is_refused_not_last_one_wins() {
+    let a = admit(
+        br#"{"type":"a.b","type":"privacy.subject.erased"}"#,
+        BodyFormat::Json,
+        &Limits::default(),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert!(a.accepted.is_empty());
+    assert_eq!(a.rejected[0].errors[0].field, "type");
+}

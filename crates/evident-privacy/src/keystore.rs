@@ -69,6 +69,7 @@ impl SubjectKeys {
         }
         let at =
             |e: rusqlite::Error| PrivacyError::KeyStore(format!("opening {}: {e}", path.display()));
+        make_private(path).map_err(|e| io_at("making private", path, e))?;
         let conn = Connection::open(path).map_err(at)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(at)?;
@@ -390,4 +391,30 @@ fn checkpoint(conn: &Connection) {
         r.get::<_, i64>(0)
     })
     .ok();
+}
+
+/// Creates the key store file empty with mode 0600 before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the same mode, whatever the umask), and takes any group or
+/// other permission off an existing one and its companions.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::metadata(&name) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

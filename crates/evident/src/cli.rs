@@ -91,6 +91,18 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request body before it gets 400.
     #[arg(long, default_value_t = evident_api::BODY_TIMEOUT.as_secs())]
     pub body_timeout: u64,
+    /// Seconds a client has to send a request's headers: from the accept for a new
+    /// connection, from the first byte for the next request on a kept-alive one.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Most connections open at once; past it new ones wait in the kernel's backlog.
+    /// Default: the open file limit (raised to its hard limit at start) less 512 kept for
+    /// the store and rule files.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// Seconds between signed checkpoints of the integrity log.
     #[arg(long, default_value_t = 5)]
     pub checkpoint_every: u64,

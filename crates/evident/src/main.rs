@@ -22,6 +22,7 @@ mod cli;
 mod client;
 mod config;
 mod dlq;
+mod http;
 mod keys;
 mod privacy;
 mod query;

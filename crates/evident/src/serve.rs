@@ -13,7 +13,7 @@ use evident_store::{
     EventStore, FindingStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance,
 };
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub const ADDR_FILE: &str = "evident.addr";
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Room for connections beside the store and rule files; the cap below keeps some.
+    let open_files = crate::http::raise_open_file_limit();
     let config = Config::load(args.config.as_deref(), args.database_url.is_some())?;
     let Stores {
         events: store,
@@ -78,17 +80,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    write_atomically(&args.data_dir.join(ADDR_FILE), addr.to_string().as_bytes())
-        .context("cannot write the address file")?;
+    write_atomically(
+        &args.data_dir.join(ADDR_FILE),
+        addr.to_string().as_bytes(),
+        0o600,
+    )
+    .context("cannot write the address file")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "evident listening");
     println!(
         "evident listening on http://{addr} (data in {})",
         args.data_dir.display()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    let connections = crate::http::ConnLimits {
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(|| crate::http::default_max_connections(open_files))
+            .max(1),
+    };
+    tracing::info!(
+        max_connections = connections.max_connections,
+        open_files,
+        header_timeout_s = connections.header_timeout.as_secs(),
+        idle_timeout_s = connections.idle_timeout.as_secs(),
+        "connection limits"
+    );
+    crate::http::serve(listener, app, connections, shutdown_signal()).await;
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
@@ -251,7 +269,10 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                     "--max-db-size-mb applies to the embedded store only; size PostgreSQL with its own quotas"
                 );
             }
-            std::fs::create_dir_all(&args.data_dir)
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&args.data_dir)
                 .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
             let store = PgStore::connect(url, config.retention.clone())
                 .await
@@ -328,10 +349,18 @@ async fn ensure_admin_key(store: &dyn KeyStore, data_dir: &Path) -> anyhow::Resu
     Ok(())
 }
 
-/// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a part.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` so a reader sees the old file or the whole new one, never a
+/// part; a new file gets `mode` (before the umask).
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
+    std::fs::remove_file(&tmp).ok();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
     std::fs::rename(&tmp, path)
 }
 

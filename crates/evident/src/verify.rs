@@ -78,7 +78,7 @@ fn write_witness(path: &Path, (size, root): (u64, evident_integrity::Hash)) -> a
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let text = format!("{size}\n{}\n", STANDARD.encode(root));
-    crate::serve::write_atomically(path, text.as_bytes())
+    crate::serve::write_atomically(path, text.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -102,6 +102,7 @@ pub async fn ingest(
     caller.require(Permission::Ingest)?;
     let started = std::time::Instant::now();
     let ack = ack_mode(query.as_deref())?;
+    let encoding = crate::encoding::ContentEncoding::of(&headers)?;
     let body = body.map_err(|e| body_error(&e, state.limits.max_body_bytes))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -109,6 +110,7 @@ pub async fn ingest(
         .map(str::to_owned);
     let mut admission = admit_body(
         body,
+        encoding,
         content_type,
         state.limits,
         state.priorities.clone(),
@@ -241,14 +243,19 @@ fn ack_mode(query: Option<&str>) -> Result<Ack, ApiError> {
 
 async fn admit_body(
     body: Bytes,
+    encoding: crate::encoding::ContentEncoding,
     content_type: Option<String>,
     limits: Limits,
     priorities: Arc<PriorityRules>,
     permits: Arc<tokio::sync::Semaphore>,
 ) -> Result<Admission, ApiError> {
-    let large = body.len() > INLINE_ADMIT_BYTES;
+    // A compressed body may decode to the limit: never decode it on an async worker.
+    let large =
+        body.len() > INLINE_ADMIT_BYTES || encoding != crate::encoding::ContentEncoding::Identity;
     let run = move || {
-        let format = BodyFormat::from_content_type(content_type.as_deref(), &body)?;
+        let body = encoding.decode(body, limits.max_body_bytes)?;
+        let format =
+            BodyFormat::from_content_type(content_type.as_deref(), &body).map_err(decode_error)?;
         admit_with(
             &body,
             format,
@@ -256,8 +263,9 @@ async fn admit_body(
             &priorities,
             OffsetDateTime::now_utc(),
         )
+        .map_err(decode_error)
     };
-    let result = if large {
+    if large {
         // At most `admission_threads` large bodies are parsed at once: on a small machine
         // a crowd of parsing threads would take the CPU from the writer and from the
         // async workers answering small (and critical) requests.
@@ -270,8 +278,7 @@ async fn admit_body(
             .map_err(|_| ApiError::Internal)?
     } else {
         run()
-    };
-    result.map_err(decode_error)
+    }
 }
 
 /// A body that could not be read: over the size limit (413), or cut off, stalled past

@@ -7,7 +7,7 @@ use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use evident_pipeline::metrics as m;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -27,14 +27,17 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Renders the metrics; needs a read key only when the configuration says so.
+/// Renders the metrics. One rule: when the configuration requires a key
+/// (`metrics.require_key`), a missing or wrong key is 401 and a key without the read
+/// permission 403; when it does not, the `Authorization` header is ignored, whatever it
+/// holds (it is not even looked up), so a scraper that always sends one still works.
 pub async fn metrics(
     State(state): State<AppState>,
-    caller: Option<Caller>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if state.metrics_require_key {
-        caller
-            .ok_or(ApiError::MissingKey)?
+        Caller::from_headers(&headers, &state)
+            .await?
             .require(Permission::Read)?;
     }
     let Some(handle) = &state.metrics else {

@@ -9,6 +9,7 @@ mod findings;
 mod integrity;
 mod journal;
 mod keys;
+mod private;
 mod read;
 mod retention;
 mod schema;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use evident_model::{EncodedEvent, unix_micros};
 use rusqlite::Connection;
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
@@ -84,6 +86,14 @@ impl SqliteStore {
     fn open_inner(data_dir: &Path, lock: Option<File>) -> Result<Self, StoreError> {
         ensure_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
+        let private = |path: &Path| {
+            private::prepare_database(path).map_err(|e| StoreError::DataDir {
+                path: path.display().to_string(),
+                reason: format!("cannot make the database private: {e}"),
+            })
+        };
+        private(&path)?;
+        private(&data_dir.join(journal::JOURNAL_FILE))?;
         let serving = lock.is_some();
         let mut writer = Writer::new(schema::open_writer(&path, serving)?)?;
         let mut journal = journal::Journal::open(data_dir)?;
@@ -204,7 +214,7 @@ fn recover_journal(writer: &mut Writer, journal: &mut journal::Journal) -> Resul
 }
 
 fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir {
+    private::create_dir(dir).map_err(|e| StoreError::DataDir {
         path: dir.display().to_string(),
         reason: e.to_string(),
     })
@@ -220,6 +230,7 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(private::FILE_MODE)
         .open(dir.join(LOCK_FILE))
         .map_err(|e| err(e.to_string()))?;
     match file.try_lock() {

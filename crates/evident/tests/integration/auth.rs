@@ -113,3 +113,43 @@ async fn facility_scoped_read_key_sees_only_its_facilities() {
         404
     );
 }
+
+/// `/metrics` follows one rule: open, it ignores any `Authorization` header (a wrong key
+/// included); with `metrics.require_key: true`, a missing or wrong key is 401.
+#[tokio::test]
+async fn metrics_key_rule_is_consistent() {
+    let (_dir, open) = Server::start_fresh();
+    let read = open.create_key("read");
+    for key in [
+        None,
+        Some("evk_wrong"),
+        Some("not even bearer"),
+        Some(&*read),
+    ] {
+        assert_eq!(
+            open.get(key, "/metrics").await.0,
+            StatusCode::OK,
+            "open metrics with key {key:?}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    std::fs::write(&config, "version: 1\nmetrics:\n  require_key: true\n").unwrap();
+    let closed = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let read = closed.create_key("read");
+    let ingest = closed.create_key("ingest");
+    assert_eq!(
+        closed.get(None, "/metrics").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        closed.get(Some("evk_wrong"), "/metrics").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        closed.get(Some(&ingest), "/metrics").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(closed.get(Some(&read), "/metrics").await.0, StatusCode::OK);
+}

@@ -210,15 +210,15 @@ impl Stage {
             let last = batch.last().map_or(cursor, |(seq, _)| *seq);
             let mut hits = Vec::new();
             let mut firing_seqs = Vec::new();
+            let mut n = 0;
             for (seq, bytes) in &batch {
                 let before = hits.len();
-                self.detect(bytes, *seq > done, &mut hits);
+                n += u64::from(self.detect(bytes, *seq > done, &mut hits));
                 if hits.len() > before {
                     firing_seqs.push(*seq);
                 }
             }
             let hits = merge(hits);
-            let n = batch.len() as u64;
             self.stats.events.fetch_add(n, Ordering::Relaxed);
             metrics::counter!(EVENTS_DETECTED).increment(n);
             if !hits.is_empty() {
@@ -273,12 +273,21 @@ impl Stage {
         self.detector = detector;
     }
 
-    /// Runs one committed event through the rules; with `record`, adds its hits.
-    fn detect(&mut self, bytes: &[u8], record: bool, hits: &mut Vec<Hit>) {
+    /// Runs one committed event through the rules; with `record`, adds its hits. Says
+    /// whether the event was run: the log's records of the side tables (detection's
+    /// own evidence links among them) are not.
+    fn detect(&mut self, bytes: &[u8], record: bool, hits: &mut Vec<Hit>) -> bool {
         let Ok(event) = serde_json::from_slice::<Value>(bytes) else {
             tracing::error!("a stored event is not JSON; skipped by detection");
-            return;
+            return false;
         };
+        if event["service_record"] == true
+            && event["type"]
+                .as_str()
+                .is_some_and(evident_model::service::is_side_record)
+        {
+            return false;
+        }
         let time = event["time"]
             .as_str()
             .and_then(|t| {
@@ -287,7 +296,7 @@ impl Stage {
             .unwrap_or_else(OffsetDateTime::now_utc);
         let matches = self.detector.process(&event, time.unix_timestamp());
         if !record {
-            return;
+            return true;
         }
         let id = event["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
         let facility = event["facility"].as_str().map(str::to_owned);
@@ -296,6 +305,7 @@ impl Stage {
                 .into_iter()
                 .map(|m| hit(m, id, facility.clone(), time)),
         );
+        true
     }
 
     async fn save_state(&self, seq: i64) {

@@ -6,6 +6,11 @@
 //! admission, and every record the service makes carries [`crate::Event::service_record`],
 //! a field no input shape can set.
 
+use crate::{Actor, Category, Event, Outcome, Priority, Severity, to_stored_precision};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
 /// The `source` of every record the service makes.
 pub const SOURCE: &str = "evident";
 
@@ -18,8 +23,60 @@ pub const STORE_UNWRITABLE: &str = "system.store.unwritable";
 /// A subject's personal data was erased.
 pub const SUBJECT_ERASED: &str = "privacy.subject.erased";
 
+/// Folds recorded by deduplication: `data.folds` is a list of `[folded id, stored id]`.
+pub const FOLDS_RECORDED: &str = "evident.dedup.folded";
+/// Evidence linked to findings by detection: `data.findings` lists `{finding, rule,
+/// events}` with the newly linked event ids.
+pub const FINDING_EVIDENCE: &str = "evident.finding.evidence";
+/// A finding's status was changed: `data.finding`, `data.status`, `data.by`.
+pub const FINDING_STATUS: &str = "evident.finding.status";
+
 /// Event types outside the reserved `evident.` prefix that only the service records.
 const RESERVED_TYPES: [&str; 3] = [INGEST_REFUSED, STORE_UNWRITABLE, SUBJECT_ERASED];
+
+/// A record of the service's own: source `evident`, category system, outcome unknown,
+/// marked [`Event::service_record`], at `now`, carrying `data`; callers set what else
+/// they need.
+pub fn record(
+    event_type: &str,
+    severity: Severity,
+    priority: Priority,
+    data: Value,
+    now: OffsetDateTime,
+) -> Event {
+    let now = to_stored_precision(now);
+    Event {
+        id: Uuid::now_v7(),
+        time: now,
+        received_at: now,
+        event_type: event_type.into(),
+        category: Category::System,
+        severity,
+        priority,
+        outcome: Outcome::Unknown,
+        source: Some(SOURCE.into()),
+        agent_id: None,
+        actor: Actor::default(),
+        target: Default::default(),
+        facility: None,
+        correlation_id: None,
+        data: match data {
+            Value::Object(map) => map,
+            _ => Default::default(),
+        },
+        context: Default::default(),
+        tags: vec![],
+        compliance: vec![],
+        sealed: None,
+        service_record: true,
+    }
+}
+
+/// Whether `event_type` is that of a record of a side table's change (folds, findings'
+/// evidence and statuses): bookkeeping of the log, not events to detect on.
+pub fn is_side_record(event_type: &str) -> bool {
+    [FOLDS_RECORDED, FINDING_EVIDENCE, FINDING_STATUS].contains(&event_type)
+}
 
 /// Whether `event_type` is one only the service may record: anything under `evident.`,
 /// and the service's records under other prefixes.

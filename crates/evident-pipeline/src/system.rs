@@ -1,12 +1,9 @@
 //! Events the service raises about itself.
 
-use evident_model::{
-    Actor, Category, EncodedEvent, Event, Outcome, Priority, Severity, to_stored_precision,
-};
+use evident_model::{Category, EncodedEvent, Event, Outcome, Priority, Severity};
 use evident_store::StoreError;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// An event of the service's own (source `evident`, category system) at `now`, carrying
 /// `data`; callers set what else they need.
@@ -17,29 +14,7 @@ pub(crate) fn service_event(
     data: Value,
     now: OffsetDateTime,
 ) -> Event {
-    let now = to_stored_precision(now);
-    Event {
-        id: Uuid::now_v7(),
-        time: now,
-        received_at: now,
-        event_type: event_type.into(),
-        category: Category::System,
-        severity,
-        priority,
-        outcome: Outcome::Unknown,
-        source: Some(evident_model::service::SOURCE.into()),
-        agent_id: None,
-        actor: Actor::default(),
-        target: Default::default(),
-        facility: None,
-        correlation_id: None,
-        data: data.as_object().cloned().unwrap_or_default(),
-        context: Default::default(),
-        tags: vec![],
-        compliance: vec![],
-        sealed: None,
-        service_record: true,
-    }
+    evident_model::service::record(event_type, severity, priority, data, now)
 }
 
 /// The store stopped taking writes (full, read-only, unreachable): IEC 62443-3-3 SR 2.9

@@ -153,6 +153,7 @@ impl<'p> LogWalk<'p> {
             checkpoint_sizes: self.sizes,
             report: verifier.finish(),
             problem_event: None,
+            beside: Vec::new(),
         })
     }
 }

@@ -15,6 +15,8 @@
 //!   with a GIN index, binary COPY, a pooled connection per operation), with its
 //!   migrations under `migrations/postgres/`.
 //! - [`retention`]: how long events are kept, enforced by both backends.
+//! - `records`: the log's records of changes to the side tables (folds, findings), and
+//!   the check of those tables against them.
 //! - `terms`, `postings`: the index over events' `data` (terms, and segments of posting
 //!   lists), for `data.<path>` filters on both backends.
 //! - `integrity`: what both backends' integrity logs share (the verifying thread a walk
@@ -35,6 +37,7 @@ pub mod keys;
 pub mod postgres;
 mod postings;
 pub mod query;
+mod records;
 pub mod retention;
 pub mod sqlite;
 mod terms;
@@ -192,6 +195,9 @@ pub struct LogVerification {
     /// The id of the event the problem names (altered, or inserted where another
     /// belongs), when its row is there to read it from.
     pub problem_event: Option<uuid::Uuid>,
+    /// Differences between the side tables (folds, findings' evidence and statuses)
+    /// and the records of their changes in the log, each named.
+    pub beside: Vec<String>,
 }
 
 impl LogVerification {

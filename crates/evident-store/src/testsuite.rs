@@ -4,7 +4,7 @@
 #![allow(missing_docs)]
 
 use crate::query::{Cursor, DataFilter, EventQuery, GroupField, StatsQuery, TypeFilter};
-use crate::{Appended, EventStore};
+use crate::{Appended, EventStore, FindingStatus, FindingStore, Hit, StatusChange};
 use evident_model::{Actor, Category, EncodedEvent, Event, Outcome, Priority, Severity};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -375,6 +375,61 @@ pub async fn journal_reports_retried_critical_events(store: &dyn EventStore) {
         .await
         .unwrap();
     assert_eq!(after, vec![false], "already stored: a repeat");
+}
+
+/// What [`side_tables`] made: the events, the folds into the first, and the finding
+/// the other two are evidence of.
+pub struct SideTables {
+    /// The stored events.
+    pub events: Vec<Uuid>,
+    /// Folded ids (into `events[0]`).
+    pub folded: Vec<Uuid>,
+    /// The finding, acknowledged.
+    pub finding: Uuid,
+}
+
+/// Fills the side tables through the store (folds, a finding with evidence, a status
+/// change), each change recorded in the log; the log then checks clean.
+pub async fn side_tables<S: EventStore + FindingStore>(store: &S) -> SideTables {
+    let stored: Vec<EncodedEvent> = (0..3)
+        .map(|i| event("auth.login.failure", i, Severity::Medium))
+        .collect();
+    let events: Vec<Uuid> = stored.iter().map(|e| e.event.id).collect();
+    store.append(stored.into()).await.unwrap();
+    let folded: Vec<Uuid> = (0..2).map(|_| Uuid::new_v4()).collect();
+    store
+        .append_folds(folded.iter().map(|f| (*f, events[0])).collect())
+        .await
+        .unwrap();
+    let at = BASE + time::Duration::minutes(2);
+    let hit = Hit {
+        rule_id: "rule-1".into(),
+        title: "Brute force".into(),
+        severity: Severity::High,
+        group_key: "actor.user_id=ps_u".into(),
+        tags: vec![],
+        facility: None,
+        events: events[1..].to_vec(),
+        firings: 1,
+        first: at,
+        last: at,
+    };
+    let finding = store.record_hits(vec![hit], 3).await.unwrap()[0];
+    let change = StatusChange {
+        status: FindingStatus::Acknowledged,
+        by: "key 1".into(),
+        at: 0,
+    };
+    store
+        .set_finding_status(finding, change, None)
+        .await
+        .unwrap()
+        .expect("the finding exists");
+    SideTables {
+        events,
+        folded,
+        finding,
+    }
 }
 
 /// The ids of every event `query` finds, paging through its cursors to the end.

@@ -183,7 +183,22 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     let (start_seq, sizes) = (walked.start_seq, walked.checkpoint_sizes);
     let report = walked.report;
+    if !walked.beside.is_empty() {
+        println!("TAMPERED beside the log: the side tables differ from the log's records of them");
+        for problem in &walked.beside {
+            println!("  {problem}");
+        }
+    }
     match &report.problem {
+        None if !walked.beside.is_empty() => {
+            println!(
+                "the log itself verified: {} events against {} signed checkpoints (key {})",
+                report.verified,
+                report.checkpoints,
+                key_id(&public)
+            );
+            Ok(ExitCode::FAILURE)
+        }
         None => {
             println!(
                 "verified {} events against {} signed checkpoints (key {})",

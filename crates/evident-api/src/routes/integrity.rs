@@ -27,7 +27,8 @@ pub async fn key(State(state): State<AppState>) -> Result<Json<Value>, ApiError>
 }
 
 /// Walks the store's integrity log against its signed checkpoints: what verified, and the
-/// first problem (`ok` false) with the range it affects.
+/// first problem (`ok` false) with the range it affects; `beside` names every difference
+/// between the side tables (folds, findings) and the log's records of them.
 pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
@@ -42,12 +43,13 @@ pub async fn verify(
     let problem_event = walked.problem_event.map(|id| id.to_string());
     let report = walked.report;
     Ok(Json(json!({
-        "ok": report.problem.is_none(),
+        "ok": report.problem.is_none() && walked.beside.is_empty(),
         "verified_events": report.verified,
         "checkpoints": report.checkpoints,
         "unverified_tail": report.unverified_tail,
         "problem": report.problem.map(|p| p.to_string()),
         "problem_event": problem_event,
+        "beside": walked.beside,
         "key_id": evident_integrity::key_id(&public),
     })))
 }

@@ -92,12 +92,18 @@ struct Fold<'a> {
 /// commit in a third. The transaction does not wait for its WAL flush
 /// (`synchronous_commit = off`): findings are derived data, and a crash can only lose
 /// them together with their `done_seq`, after which the detection stage derives them
-/// again from the events.
-pub(super) async fn record_hits(
+/// again from the events. The links newly made are recorded in the log, in the same
+/// transaction, by `log` (before the commit, one more exchange).
+pub(super) async fn record_hits<F, Fut>(
     client: &deadpool_postgres::ClientWrapper,
     hits: &[Hit],
     done_seq: i64,
-) -> Result<Vec<Uuid>, StoreError> {
+    log: F,
+) -> Result<Vec<Uuid>, StoreError>
+where
+    F: FnOnce(Vec<crate::records::Linked>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
     let mut folds: Vec<Fold<'_>> = Vec::new();
     let mut fold_of = Vec::with_capacity(hits.len());
     let mut by_key: std::collections::HashMap<String, usize> = Default::default();
@@ -166,7 +172,7 @@ pub(super) async fn record_hits(
         .prepare_cached(
             "INSERT INTO finding_events (event_id, finding)
              SELECT * FROM unnest($1::uuid[], $2::int8[])
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING RETURNING event_id, finding",
         )
         .await?;
     let done = tx
@@ -299,10 +305,32 @@ pub(super) async fn record_hits(
     }
     let link_params: [&(dyn ToSql + Sync); 2] = [&linked_events, &linked_rows];
     let done_params: [&(dyn ToSql + Sync); 1] = [&done_seq];
-    let linked = tx.execute(&link, &link_params);
+    let linked = tx.query(&link, &link_params);
     let checkpoint = tx.execute(&done, &done_params);
-    let commit = tx.batch_execute("COMMIT");
-    futures_util::future::try_join3(linked, checkpoint, commit).await?;
+    let (linked, _) = futures_util::future::try_join(linked, checkpoint).await?;
+    // The new links, by finding, for the log's record of them.
+    let mut new: std::collections::BTreeMap<i64, Vec<Uuid>> = Default::default();
+    for row in &linked {
+        new.entry(row.try_get(1)?)
+            .or_default()
+            .push(row.try_get(0)?);
+    }
+    let records: Vec<crate::records::Linked> = folds
+        .iter()
+        .filter_map(|f| {
+            let (row, id) = f.into?;
+            let events = new.remove(&row)?;
+            Some(crate::records::Linked {
+                finding: id,
+                rule: f.hit.rule_id.clone(),
+                events,
+            })
+        })
+        .collect();
+    if !records.is_empty() {
+        log(records).await?;
+    }
+    tx.batch_execute("COMMIT").await?;
     Ok(touched)
 }
 
@@ -365,7 +393,7 @@ pub(super) async fn query(client: &Client, q: &FindingQuery) -> Result<FindingPa
 /// Changes a finding's status; the updated finding, or `None` if it does not exist or
 /// is out of `scope`.
 pub(super) async fn set_status(
-    client: &Client,
+    client: &(impl tokio_postgres::GenericClient + Sync),
     id: Uuid,
     change: &StatusChange,
     scope: &Scope,

@@ -145,6 +145,8 @@ impl PgStore {
                 .await?
                 .map(|row| row.get(0));
         }
+        let pruned = walked.report.pruned > 0 || walked.start_seq > 1;
+        walked.beside = beside(&tx).await?.check(pruned, BESIDE_LIMIT);
         tx.rollback().await?;
         Ok(walked)
     }
@@ -544,4 +546,50 @@ impl IntegrityLog for PgStore {
     fn prove(&self, id: uuid::Uuid) -> Result<Option<Proved>, StoreError> {
         self.block_on(self.prove_async(id))
     }
+}
+
+/// Most differences between the side tables and the log's records named in one walk.
+const BESIDE_LIMIT: usize = 50;
+
+/// The side tables and the log's records of them, in the walk's snapshot.
+async fn beside(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<crate::records::Beside, StoreError> {
+    let types: Vec<&str> = crate::records::TYPES.to_vec();
+    let records = tx
+        .query(
+            "SELECT body FROM events WHERE type = ANY($1) ORDER BY seq",
+            &[&types],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get::<_, String>(0).map(String::into_bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let folds = tx
+        .query("SELECT id, into_id FROM folds", &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let links = tx
+        .query(
+            "SELECT f.id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let statuses = tx
+        .query("SELECT id, status FROM findings", &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    Ok(crate::records::Beside {
+        records,
+        folds,
+        links,
+        statuses,
+    })
 }

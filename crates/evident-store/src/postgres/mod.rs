@@ -65,6 +65,68 @@ struct Inner {
 }
 
 impl PgStore {
+    /// Appends one record of the service's own inside the transaction open on `tx`
+    /// (the log's record of a change to a side table, made in the same transaction).
+    async fn log_record(
+        &self,
+        tx: &(impl tokio_postgres::GenericClient + Sync),
+        record: EncodedEvent,
+    ) -> Result<(), StoreError> {
+        let days = i32::try_from(self.inner.policy.days_for(&record.event)).unwrap_or(i32::MAX);
+        self.inner
+            .partitions
+            .ensure(tx, [PartitionKey::of(days, record.event.time)])
+            .await?;
+        write::insert(tx, std::slice::from_ref(&record), &[days]).await?;
+        Ok(())
+    }
+
+    /// Brings rows the side tables held before records were kept under the log, once:
+    /// at the first start after the upgrade (see `records::baseline`).
+    async fn record_baseline(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Servers sharing the database take turns; the first makes the baseline.
+        let pending: bool = tx
+            .query_one(
+                "SELECT baseline_pending FROM side_records WHERE one = 1 FOR UPDATE",
+                &[],
+            )
+            .await?
+            .get(0);
+        if !pending {
+            return Ok(());
+        }
+        let folds: Vec<(Uuid, Uuid)> = tx
+            .query("SELECT id, into_id FROM folds", &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let links: Vec<(Uuid, String, Uuid)> = tx
+            .query(
+                "SELECT f.id, f.rule_id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let statuses: Vec<(Uuid, String)> = tx
+            .query("SELECT id, status FROM findings", &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for record in crate::records::baseline(&folds, &links, &statuses) {
+            self.log_record(&*tx, record).await?;
+        }
+        tx.execute("UPDATE side_records SET baseline_pending = false", &[])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Connects to `url` (`postgres://user@host:port/db`), checks that commits are
     /// durable, applies migrations, moves events a crash left in the critical journal
     /// into the store, and creates partitions for this month and the next ones.
@@ -72,6 +134,7 @@ impl PgStore {
         let store = Self::connect_shared(url, policy).await?;
         store.create_partitions_ahead().await?;
         store.recover_journal().await?;
+        store.record_baseline().await?;
         // Events stored since the last segment (all of them, after the upgrade that
         // brought segments) are indexed in the background; data filters meanwhile scan them.
         store.spawn_segment_builder();
@@ -365,7 +428,8 @@ impl EventStore for PgStore {
     }
 
     async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let client = client.transaction().await?;
         let (ids, intos): (Vec<Uuid>, Vec<Uuid>) = folds.iter().copied().unzip();
         let now = unix_micros(time::OffsetDateTime::now_utc());
         let new: std::collections::HashSet<Uuid> = client
@@ -380,10 +444,22 @@ impl EventStore for PgStore {
             .map(|r| r.get(0))
             .collect();
         let mut seen = std::collections::HashSet::new();
-        Ok(ids
+        let fresh: Vec<bool> = ids
             .iter()
             .map(|id| new.contains(id) && seen.insert(*id))
-            .collect())
+            .collect();
+        let recorded: Vec<(Uuid, Uuid)> = folds
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, new)| **new)
+            .map(|(fold, _)| *fold)
+            .collect();
+        if !recorded.is_empty() {
+            self.log_record(&*client, crate::records::folds(&recorded))
+                .await?;
+        }
+        client.commit().await?;
+        Ok(fresh)
     }
 
     async fn summarize_folds(
@@ -410,7 +486,7 @@ impl EventStore for PgStore {
             .partitions
             .ensure(&*tx, [PartitionKey::of(days, summary.event.time)])
             .await?;
-        let appended = write::insert(&tx, std::slice::from_ref(&summary), &[days]).await?;
+        let appended = write::insert(&*tx, std::slice::from_ref(&summary), &[days]).await?;
         tx.execute(
             "UPDATE folds SET summarized = true WHERE into_id = $1 AND NOT summarized",
             &[&into],
@@ -483,7 +559,10 @@ impl FindingStore for PgStore {
 
     async fn record_hits(&self, hits: Vec<Hit>, done_seq: i64) -> Result<Vec<Uuid>, StoreError> {
         let client = self.client().await?;
-        match findings::record_hits(&client, &hits, done_seq).await {
+        let log = |linked: Vec<crate::records::Linked>| {
+            self.log_record(&**client, crate::records::evidence(&linked))
+        };
+        match findings::record_hits(&client, &hits, done_seq, log).await {
             Ok(touched) => Ok(touched),
             Err(error) => {
                 // A connection that cannot even roll back is not returned to the pool.
@@ -516,8 +595,15 @@ impl FindingStore for PgStore {
         change: StatusChange,
         scope: Scope,
     ) -> Result<Option<Finding>, StoreError> {
-        let client = self.client().await?;
-        findings::set_status(&client, id, &change, &scope).await
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let found = findings::set_status(&*tx, id, &change, &scope).await?;
+        if found.is_some() {
+            let record = crate::records::status(id, change.status.as_str(), &change.by);
+            self.log_record(&*tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
     }
 
     async fn findings_for_event(

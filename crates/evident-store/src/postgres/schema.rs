@@ -39,6 +39,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         9,
         include_str!("../../migrations/postgres/0009_retention_log.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_side_records.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.

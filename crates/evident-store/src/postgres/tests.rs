@@ -307,7 +307,8 @@ async fn appended_events_get_leaves_and_the_frontier_is_their_head() {
     let (_db, s) = store().await;
     let events = testsuite::data_mix(0, 150);
     let stored = testsuite::append_in_batches(&s, events.clone()).await;
-    // Duplicates add nothing to the log; a summary event is a commit like any other.
+    // Duplicates add nothing to the log; the folds' record and a summary event are
+    // commits like any other.
     s.append(events[..20].to_vec().into()).await.unwrap();
     let into = stored[0].1.id;
     s.append_folds(vec![(uuid::Uuid::new_v4(), into)])
@@ -320,7 +321,7 @@ async fn appended_events_get_leaves_and_the_frontier_is_their_head() {
         .expect("a summary");
     let (rows, start, frontier) = log_state(&s).await;
     assert_eq!(start, 1, "a new store's log starts at its first event");
-    assert_eq!(rows.len(), 151);
+    assert_eq!(rows.len(), 152);
     let mut leaves = Vec::new();
     for (i, (seq, body, leaf)) in rows.iter().enumerate() {
         assert_eq!(*seq, i as i64 + 1);
@@ -328,7 +329,7 @@ async fn appended_events_get_leaves_and_the_frontier_is_their_head() {
         assert_eq!(leaf, leaf_hash(body.as_bytes()).as_slice(), "seq {seq}");
         leaves.push(leaf_hash(body.as_bytes()));
     }
-    assert_eq!(frontier.size(), 151);
+    assert_eq!(frontier.size(), 152);
     assert_eq!(frontier.root(), merkle::root(&leaves));
 }
 
@@ -755,5 +756,58 @@ async fn kept_hashes_are_read_past_one_fetch() {
             panic!("a proof for {id}");
         };
         proof.verify(&public).unwrap();
+    }
+}
+
+/// Edits of the side tables behind the store's back, each on a database of its own:
+/// every one is named by the walk, as on the embedded store.
+#[tokio::test(flavor = "multi_thread")]
+async fn side_table_edits_are_caught_and_named() {
+    let edits: [(&str, &str, &str); 5] = [
+        (
+            "every fold deleted",
+            "DELETE FROM folds",
+            "folds table has no such row (removed)",
+        ),
+        (
+            "a fold forged",
+            "INSERT INTO folds (id, into_id, folded_at) SELECT gen_random_uuid(), into_id, folded_at FROM folds LIMIT 1",
+            "no record in the log says so (inserted)",
+        ),
+        (
+            "the finding marked resolved",
+            "UPDATE findings SET status = 'resolved', open_key = NULL",
+            "its status is resolved, but the log records it acknowledged",
+        ),
+        (
+            "the finding's evidence deleted",
+            "DELETE FROM finding_events",
+            "finding_events has no such link (removed)",
+        ),
+        (
+            "the finding deleted",
+            "DELETE FROM finding_events; DELETE FROM findings",
+            "the findings table has no such finding (removed)",
+        ),
+    ];
+    let public = Signer::generate().public_key();
+    for (what, edit, named) in edits {
+        let (db, s) = store().await;
+        testsuite::side_tables(&s).await;
+        assert_eq!(
+            verify(&s, public).await.beside,
+            Vec::<String>::new(),
+            "{what}: clean before"
+        );
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(edit).await.unwrap();
+        let beside = verify(&s, public).await.beside;
+        assert!(
+            beside.iter().any(|p| p.contains(named)),
+            "{what}: expected a problem naming {named:?}, got {beside:?}"
+        );
     }
 }

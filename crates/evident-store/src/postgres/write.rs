@@ -14,7 +14,7 @@ use futures_util::pin_mut;
 use std::collections::HashSet;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient};
 
 const COPY: &str = "COPY events (seq, id, time, received_at, retention_days, type, category,
     severity, priority, outcome, source, agent_id, user_id, source_ip, facility,
@@ -68,9 +68,10 @@ pub(crate) async fn append(
     Ok(outcomes)
 }
 
-/// Inserts `batch` (retention class of each in `days`) inside `tx`.
+/// Inserts `batch` (retention class of each in `days`) inside the transaction open on
+/// `tx`.
 pub(crate) async fn insert(
-    tx: &Transaction<'_>,
+    tx: &(impl GenericClient + Sync),
     batch: &[EncodedEvent],
     days: &[i32],
 ) -> Result<Vec<Appended>, StoreError> {
@@ -101,7 +102,7 @@ pub(crate) async fn insert(
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut taken = HashSet::with_capacity(new.len());
     let mut seq = last;
-    let sink = tx.copy_in(COPY).await?;
+    let sink = tx.client().copy_in(COPY).await?;
     let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
     pin_mut!(writer);
     for (encoded, days) in batch.iter().zip(days) {

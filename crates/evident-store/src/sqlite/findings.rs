@@ -54,12 +54,14 @@ pub(super) fn save_state(conn: &Connection, seq: i64, state: &[u8]) -> Result<()
     Ok(())
 }
 
+/// Records `hits` in `tx`; gives the findings touched and the evidence newly linked.
 pub(super) fn record_hits(
     tx: &Transaction<'_>,
     hits: &[Hit],
     done_seq: i64,
-) -> Result<Vec<Uuid>, StoreError> {
+) -> Result<(Vec<Uuid>, Vec<crate::records::Linked>), StoreError> {
     let mut touched = Vec::with_capacity(hits.len());
+    let mut linked = Vec::new();
     for hit in hits {
         let key = open_key(&hit.rule_id, &hit.group_key);
         let (first, last) = (unix_micros(hit.first), unix_micros(hit.last));
@@ -130,8 +132,18 @@ pub(super) fn record_hits(
         let mut link = tx.prepare_cached(
             "INSERT OR IGNORE INTO finding_events (event_id, finding) VALUES (?1, ?2)",
         )?;
+        let mut new = Vec::new();
         for event in &hit.events {
-            link.execute(params![event.as_bytes().as_slice(), row])?;
+            if link.execute(params![event.as_bytes().as_slice(), row])? == 1 {
+                new.push(*event);
+            }
+        }
+        if !new.is_empty() {
+            linked.push(crate::records::Linked {
+                finding: id,
+                rule: hit.rule_id.clone(),
+                events: new,
+            });
         }
         touched.push(id);
     }
@@ -139,7 +151,7 @@ pub(super) fn record_hits(
         "UPDATE detection_checkpoint SET done_seq = MAX(done_seq, ?1) WHERE one = 1",
         [done_seq],
     )?;
-    Ok(touched)
+    Ok((touched, linked))
 }
 
 pub(super) fn get(

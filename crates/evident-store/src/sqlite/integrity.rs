@@ -281,9 +281,12 @@ impl SqliteStore {
             checkpoint_sizes: sizes,
             report: verifier.finish(),
             problem_event: None,
+            beside: Vec::new(),
         };
+        let conn = super::schema::open_reader(self.db_path())?;
+        let pruned = walked.report.pruned > 0 || walked.start_seq > 1;
+        walked.beside = beside(&conn)?.check(pruned, BESIDE_LIMIT);
         if let Some(seq) = walked.problem_seq() {
-            let conn = super::schema::open_reader(self.db_path())?;
             walked.problem_event = conn
                 .query_row("SELECT id FROM events WHERE seq = ?1", [seq], |r| {
                     r.get::<_, Vec<u8>>(0)
@@ -293,6 +296,48 @@ impl SqliteStore {
         }
         Ok(walked)
     }
+}
+
+/// Most differences between the side tables and the log's records named in one walk.
+const BESIDE_LIMIT: usize = 50;
+
+/// The side tables and the log's records of them, read in one snapshot.
+fn beside(conn: &Connection) -> Result<crate::records::Beside, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let uuid = |bytes: Vec<u8>| {
+        uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Database(format!("stored id: {e}")))
+    };
+    let [a, b, c] = crate::records::TYPES;
+    let records = tx
+        .prepare("SELECT body FROM events WHERE type IN (?1, ?2, ?3) ORDER BY seq")?
+        .query_map([a, b, c], |r| r.get::<_, String>(0).map(String::into_bytes))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut folds = Vec::new();
+    let mut stmt = tx.prepare("SELECT id, into_id FROM folds")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        folds.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
+    }
+    let mut links = Vec::new();
+    let mut stmt = tx.prepare(
+        "SELECT f.id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        links.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
+    }
+    let mut statuses = Vec::new();
+    let mut stmt = tx.prepare("SELECT id, status FROM findings")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        statuses.push((uuid(row.get(0)?)?, row.get(1)?));
+    }
+    Ok(crate::records::Beside {
+        records,
+        folds,
+        links,
+        statuses,
+    })
 }
 
 fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {

@@ -99,6 +99,7 @@ impl SqliteStore {
         let mut journal = journal::Journal::open(data_dir)?;
         if serving {
             recover_journal(&mut writer, &mut journal)?;
+            writer.record_baseline()?;
         }
         let checkpointer = if serving {
             Some(checkpoint::Checkpointer::start(path.clone())?)
@@ -430,24 +431,8 @@ impl FindingStore for SqliteStore {
     }
 
     async fn record_hits(&self, hits: Vec<Hit>, done_seq: i64) -> Result<Vec<Uuid>, StoreError> {
-        self.with_writer(move |w| {
-            // Findings are derived data: committed without an fsync of their own (the next
-            // event commit's fsync covers them in the WAL). A power loss can only lose
-            // them together with their done_seq, and the detection stage then derives
-            // them again from the events.
-            let conn = w.conn();
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            let result = (|| {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let touched = findings::record_hits(&tx, &hits, done_seq)?;
-                tx.commit()?;
-                Ok(touched)
-            })();
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            result
-        })
-        .await
+        self.with_writer(move |w| w.record_hits(&hits, done_seq))
+            .await
     }
 
     async fn save_detection_state(&self, seq: i64, state: Vec<u8>) -> Result<(), StoreError> {
@@ -470,7 +455,7 @@ impl FindingStore for SqliteStore {
         change: StatusChange,
         scope: Scope,
     ) -> Result<Option<Finding>, StoreError> {
-        self.with_writer(move |w| findings::set_status(w.conn(), id, &change, &scope))
+        self.with_writer(move |w| w.set_finding_status(id, &change, &scope))
             .await
     }
 

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0011_integrity_log.sql"),
     include_str!("../../migrations/sqlite/0012_personal_keys.sql"),
     include_str!("../../migrations/sqlite/0013_retention_log.sql"),
+    include_str!("../../migrations/sqlite/0014_side_records.sql"),
 ];
 
 /// How long a connection waits for another's lock before failing.

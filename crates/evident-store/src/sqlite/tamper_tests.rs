@@ -541,3 +541,181 @@ async fn every_tampering_is_caught_and_single_row_edits_are_named() {
         missed.join("\n")
     );
 }
+
+/// Edits of the side tables behind the store's back (folds, findings' evidence and
+/// statuses), each on a store of its own: every one is named by the walk.
+#[tokio::test(flavor = "multi_thread")]
+async fn side_table_edits_are_caught_and_named() {
+    let blob = |id: uuid::Uuid| id.as_bytes().to_vec();
+    type Edit = Box<dyn Fn(&Connection, &crate::testsuite::SideTables)>;
+    let edits: Vec<(&str, Edit, &str)> = vec![
+        (
+            "every fold deleted",
+            Box::new(|c, _| {
+                c.execute("DELETE FROM folds", []).unwrap();
+            }),
+            "folds table has no such row (removed)",
+        ),
+        (
+            "a fold pointed elsewhere",
+            Box::new(move |c, s| {
+                c.execute(
+                    "UPDATE folds SET into_id = ?1 WHERE id = ?2",
+                    params![blob(s.events[2]), blob(s.folded[0])],
+                )
+                .unwrap();
+            }),
+            "(altered)",
+        ),
+        (
+            "a fold forged",
+            Box::new(move |c, s| {
+                c.execute(
+                    "INSERT INTO folds (id, into_id, folded_at) VALUES (?1, ?2, (SELECT MAX(folded_at) FROM folds))",
+                    params![blob(uuid::Uuid::new_v4()), blob(s.events[0])],
+                )
+                .unwrap();
+            }),
+            "no record in the log says so (inserted)",
+        ),
+        (
+            "the finding marked resolved",
+            Box::new(|c, _| {
+                c.execute(
+                    "UPDATE findings SET status = 'resolved', open_key = NULL",
+                    [],
+                )
+                .unwrap();
+            }),
+            "its status is resolved, but the log records it acknowledged",
+        ),
+        (
+            "the finding's evidence deleted",
+            Box::new(|c, _| {
+                c.execute("DELETE FROM finding_events", []).unwrap();
+            }),
+            "finding_events has no such link (removed)",
+        ),
+        (
+            "evidence forged",
+            Box::new(move |c, s| {
+                c.execute(
+                    "INSERT INTO finding_events (event_id, finding) SELECT ?1, row FROM findings",
+                    params![blob(s.events[0])],
+                )
+                .unwrap();
+            }),
+            "no record in the log says so (inserted)",
+        ),
+        (
+            "the finding deleted",
+            Box::new(|c, _| {
+                c.execute_batch("DELETE FROM finding_events; DELETE FROM findings;")
+                    .unwrap();
+            }),
+            "the findings table has no such finding (removed)",
+        ),
+    ];
+    let public = Signer::generate().public_key();
+    for (what, edit, named) in edits {
+        let dir = tempfile::tempdir().unwrap();
+        let sides = {
+            let store = SqliteStore::open_exclusive(dir.path()).unwrap();
+            crate::testsuite::side_tables(&store).await
+        };
+        let store = SqliteStore::open_shared(dir.path()).unwrap();
+        let clean = store.verify_log(&public, None, &|_, _| {}).unwrap();
+        assert_eq!(clean.beside, Vec::<String>::new(), "{what}: clean before");
+        let conn = Connection::open(dir.path().join("evident.db")).unwrap();
+        edit(&conn, &sides);
+        let walked = store.verify_log(&public, None, &|_, _| {}).unwrap();
+        assert!(
+            walked.beside.iter().any(|p| p.contains(named)),
+            "{what}: expected a problem naming {named:?}, got {:?}",
+            walked.beside
+        );
+    }
+}
+
+/// A store from before records were kept: its side rows are taken into the log once, at
+/// the first start that keeps records, and rows forged after that are still caught.
+#[tokio::test(flavor = "multi_thread")]
+async fn side_rows_from_before_records_are_taken_in_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = Signer::generate().public_key();
+    let stored = event("station.operation", 1, Severity::Low);
+    {
+        let store = SqliteStore::open_exclusive(dir.path()).unwrap();
+        store.append(vec![stored.clone()].into()).await.unwrap();
+    }
+    let conn = Connection::open(dir.path().join("evident.db")).unwrap();
+    // What an older version left: a fold with no record, and the baseline still to make.
+    conn.execute("UPDATE side_records SET baseline_pending = 1", [])
+        .unwrap();
+    let old_fold = uuid::Uuid::new_v4();
+    conn.execute(
+        "INSERT INTO folds (id, into_id, folded_at) VALUES (?1, ?2, 0)",
+        params![
+            old_fold.as_bytes().as_slice(),
+            stored.event.id.as_bytes().as_slice()
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    {
+        let _store = SqliteStore::open_exclusive(dir.path()).unwrap();
+    }
+    let store = SqliteStore::open_shared(dir.path()).unwrap();
+    let walked = store.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert_eq!(
+        walked.beside,
+        Vec::<String>::new(),
+        "the old fold is in the baseline"
+    );
+    let conn = Connection::open(dir.path().join("evident.db")).unwrap();
+    conn.execute(
+        "INSERT INTO folds (id, into_id, folded_at) VALUES (?1, ?2, 0)",
+        params![
+            uuid::Uuid::new_v4().as_bytes().as_slice(),
+            stored.event.id.as_bytes().as_slice()
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    {
+        // A restart does not take the forged row in.
+        let _store = SqliteStore::open_exclusive(dir.path()).unwrap();
+    }
+    let walked = store.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert!(
+        walked.beside.iter().any(|p| p.contains("(inserted)")),
+        "{:?}",
+        walked.beside
+    );
+    // Setting the flag again to have the forged row taken in is named too, once any
+    // record came after the first baseline.
+    {
+        let store = SqliteStore::open_exclusive(dir.path()).unwrap();
+        store
+            .append_folds(vec![(uuid::Uuid::new_v4(), stored.event.id)])
+            .await
+            .unwrap();
+    }
+    {
+        let conn = Connection::open(dir.path().join("evident.db")).unwrap();
+        conn.execute("UPDATE side_records SET baseline_pending = 1", [])
+            .unwrap();
+    }
+    {
+        let _store = SqliteStore::open_exclusive(dir.path()).unwrap();
+    }
+    let walked = store.verify_log(&public, None, &|_, _| {}).unwrap();
+    assert!(
+        walked
+            .beside
+            .iter()
+            .any(|p| p.contains("took rows into the log late")),
+        "{:?}",
+        walked.beside
+    );
+}

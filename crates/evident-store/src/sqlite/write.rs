@@ -103,14 +103,127 @@ impl Writer {
         folds: &[(uuid::Uuid, uuid::Uuid)],
     ) -> Result<Vec<bool>, StoreError> {
         let now = unix_micros(time::OffsetDateTime::now_utc());
-        self.in_transaction(|tx, _| {
+        let mut record = None;
+        let out = self.in_transaction(|tx, next| {
             let mut stmt = tx.prepare_cached("INSERT INTO folds (id, into_id, folded_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING")?;
             let mut out = Vec::with_capacity(folds.len());
             for (id, into) in folds {
                 out.push(stmt.execute(params![id.as_bytes().as_slice(), into.as_bytes().as_slice(), now])? == 1);
             }
+            let new: Vec<(uuid::Uuid, uuid::Uuid)> = folds
+                .iter()
+                .zip(&out)
+                .filter(|(_, new)| **new)
+                .map(|(fold, _)| *fold)
+                .collect();
+            if !new.is_empty() {
+                record = Some(log_record(tx, next, crate::records::folds(&new))?);
+            }
             Ok(out)
-        })
+        })?;
+        self.index_records(record);
+        Ok(out)
+    }
+
+    /// Records detection's hits (findings and their evidence) with the log's record of
+    /// the new evidence, in one transaction. Findings are derived data: committed
+    /// without an fsync of their own (the next event commit's fsync covers them in the
+    /// WAL). A power loss can only lose them together with their done_seq (and their
+    /// record), and the detection stage then derives them again from the events.
+    pub(crate) fn record_hits(
+        &mut self,
+        hits: &[crate::findings::Hit],
+        done_seq: i64,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut record = None;
+        let result = self.in_transaction(|tx, next| {
+            let (touched, linked) = super::findings::record_hits(tx, hits, done_seq)?;
+            if !linked.is_empty() {
+                record = Some(log_record(tx, next, crate::records::evidence(&linked))?);
+            }
+            Ok(touched)
+        });
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.index_records(record);
+        result
+    }
+
+    /// Changes a finding's status with the log's record of the change, in one transaction.
+    pub(crate) fn set_finding_status(
+        &mut self,
+        id: uuid::Uuid,
+        change: &crate::findings::StatusChange,
+        scope: &crate::Scope,
+    ) -> Result<Option<crate::findings::Finding>, StoreError> {
+        let mut record = None;
+        let found = self.in_transaction(|tx, next| {
+            let found = super::findings::set_status(tx, id, change, scope)?;
+            if found.is_some() {
+                let change = crate::records::status(id, change.status.as_str(), &change.by);
+                record = Some(log_record(tx, next, change)?);
+            }
+            Ok(found)
+        })?;
+        self.index_records(record);
+        Ok(found)
+    }
+
+    /// Brings rows the side tables held before records were kept under the log, once:
+    /// at the first start after the upgrade (see `records::baseline`).
+    pub(crate) fn record_baseline(&mut self) -> Result<(), StoreError> {
+        let pending: bool = self.conn.query_row(
+            "SELECT baseline_pending FROM side_records WHERE one = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        if !pending {
+            return Ok(());
+        }
+        let uuid = |bytes: Vec<u8>| {
+            uuid::Uuid::from_slice(&bytes)
+                .map_err(|e| StoreError::Database(format!("stored id: {e}")))
+        };
+        let mut folds = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT id, into_id FROM folds")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            folds.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
+        }
+        drop(rows);
+        drop(stmt);
+        let mut links = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT f.id, f.rule_id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            links.push((uuid(row.get(0)?)?, row.get(1)?, uuid(row.get(2)?)?));
+        }
+        drop(rows);
+        drop(stmt);
+        let mut statuses = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT id, status FROM findings")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            statuses.push((uuid(row.get(0)?)?, row.get(1)?));
+        }
+        drop(rows);
+        drop(stmt);
+        let records = crate::records::baseline(&folds, &links, &statuses);
+        let appended = self.in_transaction(|tx, next| {
+            tx.execute("UPDATE side_records SET baseline_pending = 0", [])?;
+            insert_events(tx, &records, next)
+        })?;
+        self.index(&records, &appended);
+        Ok(())
+    }
+
+    /// Hands a committed record to the data-term index, as every stored event is.
+    fn index_records(&mut self, record: Option<(EncodedEvent, Appended)>) {
+        if let Some((event, appended)) = record {
+            self.index(std::slice::from_ref(&event), &[appended]);
+        }
     }
 
     /// Counts, summarizes and marks the open folds of `into` in one transaction.
@@ -242,6 +355,16 @@ fn insert_events(
 
 /// The integrity log's frontier; on a store that has none yet (new, or from before the
 /// log existed), a log that starts at `next_seq`.
+/// Appends one record of the service's own inside `tx`.
+fn log_record(
+    tx: &rusqlite::Transaction<'_>,
+    next: &mut Next,
+    record: EncodedEvent,
+) -> Result<(EncodedEvent, Appended), StoreError> {
+    let appended = insert_events(tx, std::slice::from_ref(&record), next)?;
+    Ok((record, appended[0]))
+}
+
 fn load_log(conn: &Connection, next_seq: i64) -> Result<Frontier, StoreError> {
     let stored: Option<Vec<u8>> = conn
         .query_row(

@@ -219,7 +219,7 @@ pub(crate) fn summary(original: &Event, count: u64, now: OffsetDateTime) -> Enco
         "event_type": original.event_type,
         "first_time": original.time.format(&time::format_description::well_known::Rfc3339).ok(),
     });
-    let mut event = crate::system::service_event(
+    let mut event = evident_model::service::record(
         evident_model::service::DEDUP_SUMMARY,
         original.severity,
         original.priority,

@@ -123,8 +123,13 @@ fn record(
     } else {
         Severity::Medium
     };
-    let mut event =
-        crate::system::service_event(service::INGEST_REFUSED, severity, Priority::High, data, now);
+    let mut event = evident_model::service::record(
+        service::INGEST_REFUSED,
+        severity,
+        Priority::High,
+        data,
+        now,
+    );
     event.outcome = Outcome::Failure;
     event.compliance = vec!["iec62443:sr2.9".into(), "iec62443:sr2.10".into()];
     EncodedEvent::new(event)

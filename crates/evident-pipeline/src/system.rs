@@ -1,21 +1,9 @@
 //! Events the service raises about itself.
 
-use evident_model::{Category, EncodedEvent, Event, Outcome, Priority, Severity};
+use evident_model::{Category, EncodedEvent, Outcome, Priority, Severity};
 use evident_store::StoreError;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
-
-/// An event of the service's own (source `evident`, category system) at `now`, carrying
-/// `data`; callers set what else they need.
-pub(crate) fn service_event(
-    event_type: &str,
-    severity: Severity,
-    priority: Priority,
-    data: Value,
-    now: OffsetDateTime,
-) -> Event {
-    evident_model::service::record(event_type, severity, priority, data, now)
-}
 
 /// The store stopped taking writes (full, read-only, unreachable): IEC 62443-3-3 SR 2.9
 /// (audit storage capacity) and SR 2.10 (response to audit processing failures).
@@ -26,7 +14,7 @@ pub(crate) fn store_unwritable(error: &StoreError) -> EncodedEvent {
         _ => "failing",
     };
     let data = json!({"reason": reason, "error": error.to_string()});
-    let mut event = service_event(
+    let mut event = evident_model::service::record(
         evident_model::service::STORE_UNWRITABLE,
         Severity::Critical,
         Priority::Critical,
@@ -43,7 +31,7 @@ pub(crate) fn store_unwritable(error: &StoreError) -> EncodedEvent {
 /// API key that asked for it (`data.by_key`).
 pub fn erasure_recorded(subject: &str, had_key: bool, by_key: i64) -> EncodedEvent {
     let data = json!({"subject": subject, "key_destroyed": had_key, "by_key": by_key});
-    let mut event = service_event(
+    let mut event = evident_model::service::record(
         evident_model::service::SUBJECT_ERASED,
         Severity::Medium,
         Priority::High,

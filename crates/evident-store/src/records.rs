@@ -55,11 +55,12 @@ const BASELINE_CHUNK: usize = 10_000;
 /// at the first start after the upgrade: the folds and evidence links as they are, in
 /// chunks, and the status of every finding not open; each marked `data.baseline`.
 /// None when the tables are empty.
-pub(crate) fn baseline(
-    folds: &[(Uuid, Uuid)],
-    links: &[(Uuid, String, Uuid)],
-    statuses: &[(Uuid, String)],
-) -> Vec<EncodedEvent> {
+pub(crate) fn baseline(rows: &SideRows) -> Vec<EncodedEvent> {
+    let SideRows {
+        folds,
+        links,
+        statuses,
+    } = rows;
     let mut out: Vec<EncodedEvent> = folds.chunks(BASELINE_CHUNK).map(self::folds).collect();
     for chunk in links.chunks(BASELINE_CHUNK) {
         let mut by_finding: BTreeMap<Uuid, Linked> = BTreeMap::new();
@@ -104,17 +105,31 @@ fn record(event_type: &str, data: serde_json::Value) -> EncodedEvent {
 /// [`service::is_side_record`] names).
 pub(crate) const TYPES: [&str; 3] = [FOLDS_RECORDED, FINDING_EVIDENCE, FINDING_STATUS];
 
+/// What the side tables hold.
+#[derive(Debug, Default)]
+pub(crate) struct SideRows {
+    /// `folds` rows: folded id, stored id.
+    pub folds: Vec<(Uuid, Uuid)>,
+    /// `finding_events` rows: finding, its rule, event.
+    pub links: Vec<(Uuid, String, Uuid)>,
+    /// Findings and their statuses.
+    pub statuses: Vec<(Uuid, String)>,
+}
+
+/// Every query [`SideRows`] is read with, in its fields' order (both stores).
+pub(crate) const SIDE_ROWS_SQL: [&str; 3] = [
+    "SELECT id, into_id FROM folds",
+    "SELECT f.id, f.rule_id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
+    "SELECT id, status FROM findings",
+];
+
 /// What the side tables hold, and what the log's records say they should.
 #[derive(Debug, Default)]
 pub(crate) struct Beside {
     /// Records, in log order (their stored bytes, already verified by the walk).
     pub records: Vec<Vec<u8>>,
-    /// `folds` rows: folded id, stored id.
-    pub folds: Vec<(Uuid, Uuid)>,
-    /// `finding_events` rows: finding, event.
-    pub links: Vec<(Uuid, Uuid)>,
-    /// Findings and their statuses.
-    pub statuses: Vec<(Uuid, String)>,
+    /// The tables.
+    pub rows: SideRows,
 }
 
 impl Beside {
@@ -182,7 +197,7 @@ impl Beside {
             }
         }
         // Folds.
-        let stored_folds: BTreeMap<Uuid, Uuid> = self.folds.iter().copied().collect();
+        let stored_folds: BTreeMap<Uuid, Uuid> = self.rows.folds.iter().copied().collect();
         for (id, into) in &logged_folds {
             match stored_folds.get(id) {
                 None => problems.push(format!(
@@ -205,7 +220,7 @@ impl Beside {
         }
         // Findings' evidence.
         let mut stored_links: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
-        for (finding, event) in &self.links {
+        for (finding, _, event) in &self.rows.links {
             stored_links.entry(*finding).or_default().insert(*event);
         }
         let empty = BTreeSet::new();
@@ -225,7 +240,7 @@ impl Beside {
             }
         }
         // Findings' statuses: what the last record says, or open.
-        for (finding, status) in &self.statuses {
+        for (finding, status) in &self.rows.statuses {
             if !logged_links.contains_key(finding) {
                 continue;
             }
@@ -236,7 +251,7 @@ impl Beside {
                 ));
             }
         }
-        let known: BTreeSet<Uuid> = self.statuses.iter().map(|(f, _)| *f).collect();
+        let known: BTreeSet<Uuid> = self.rows.statuses.iter().map(|(f, _)| *f).collect();
         for finding in logged_links.keys() {
             if !known.contains(finding) {
                 problems.push(format!(

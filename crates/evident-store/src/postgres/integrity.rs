@@ -565,31 +565,32 @@ async fn beside(
         .iter()
         .map(|r| r.try_get::<_, String>(0).map(String::into_bytes))
         .collect::<Result<Vec<_>, _>>()?;
-    let folds = tx
-        .query("SELECT id, into_id FROM folds", &[])
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
-    let links = tx
-        .query(
-            "SELECT f.id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
-    let statuses = tx
-        .query("SELECT id, status FROM findings", &[])
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     Ok(crate::records::Beside {
         records,
-        folds,
-        links,
-        statuses,
+        rows: side_rows(tx).await?,
+    })
+}
+
+/// What the side tables hold.
+pub(super) async fn side_rows(
+    tx: &(impl tokio_postgres::GenericClient + Sync),
+) -> Result<crate::records::SideRows, StoreError> {
+    let [folds, links, statuses] = crate::records::SIDE_ROWS_SQL;
+    let folds = tx.query(folds, &[]).await?;
+    let links = tx.query(links, &[]).await?;
+    let statuses = tx.query(statuses, &[]).await?;
+    Ok(crate::records::SideRows {
+        folds: folds
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?,
+        links: links
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?,
+        statuses: statuses
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()?,
     })
 }

@@ -97,28 +97,8 @@ impl PgStore {
         if !pending {
             return Ok(());
         }
-        let folds: Vec<(Uuid, Uuid)> = tx
-            .query("SELECT id, into_id FROM folds", &[])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let links: Vec<(Uuid, String, Uuid)> = tx
-            .query(
-                "SELECT f.id, f.rule_id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
-        let statuses: Vec<(Uuid, String)> = tx
-            .query("SELECT id, status FROM findings", &[])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        for record in crate::records::baseline(&folds, &links, &statuses) {
+        let rows = integrity::side_rows(&*tx).await?;
+        for record in crate::records::baseline(&rows) {
             self.log_record(&*tx, record).await?;
         }
         tx.execute("UPDATE side_records SET baseline_pending = false", &[])

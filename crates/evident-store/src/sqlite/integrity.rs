@@ -304,40 +304,41 @@ const BESIDE_LIMIT: usize = 50;
 /// The side tables and the log's records of them, read in one snapshot.
 fn beside(conn: &Connection) -> Result<crate::records::Beside, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let uuid = |bytes: Vec<u8>| {
-        uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Database(format!("stored id: {e}")))
-    };
     let [a, b, c] = crate::records::TYPES;
     let records = tx
         .prepare("SELECT body FROM events WHERE type IN (?1, ?2, ?3) ORDER BY seq")?
         .query_map([a, b, c], |r| r.get::<_, String>(0).map(String::into_bytes))?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut folds = Vec::new();
-    let mut stmt = tx.prepare("SELECT id, into_id FROM folds")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        folds.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
-    }
-    let mut links = Vec::new();
-    let mut stmt = tx.prepare(
-        "SELECT f.id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        links.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
-    }
-    let mut statuses = Vec::new();
-    let mut stmt = tx.prepare("SELECT id, status FROM findings")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        statuses.push((uuid(row.get(0)?)?, row.get(1)?));
-    }
     Ok(crate::records::Beside {
         records,
-        folds,
-        links,
-        statuses,
+        rows: side_rows(&tx)?,
     })
+}
+
+/// What the side tables hold.
+pub(super) fn side_rows(conn: &Connection) -> Result<crate::records::SideRows, StoreError> {
+    let uuid = |bytes: Vec<u8>| {
+        uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Database(format!("stored id: {e}")))
+    };
+    let [folds, links, statuses] = crate::records::SIDE_ROWS_SQL;
+    let mut rows = crate::records::SideRows::default();
+    let mut stmt = conn.prepare(folds)?;
+    let mut found = stmt.query([])?;
+    while let Some(row) = found.next()? {
+        rows.folds.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
+    }
+    let mut stmt = conn.prepare(links)?;
+    let mut found = stmt.query([])?;
+    while let Some(row) = found.next()? {
+        rows.links
+            .push((uuid(row.get(0)?)?, row.get(1)?, uuid(row.get(2)?)?));
+    }
+    let mut stmt = conn.prepare(statuses)?;
+    let mut found = stmt.query([])?;
+    while let Some(row) = found.next()? {
+        rows.statuses.push((uuid(row.get(0)?)?, row.get(1)?));
+    }
+    Ok(rows)
 }
 
 fn checkpoints(conn: &Connection) -> Result<Vec<Signed>, StoreError> {

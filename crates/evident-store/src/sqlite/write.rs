@@ -180,37 +180,7 @@ impl Writer {
         if !pending {
             return Ok(());
         }
-        let uuid = |bytes: Vec<u8>| {
-            uuid::Uuid::from_slice(&bytes)
-                .map_err(|e| StoreError::Database(format!("stored id: {e}")))
-        };
-        let mut folds = Vec::new();
-        let mut stmt = self.conn.prepare("SELECT id, into_id FROM folds")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            folds.push((uuid(row.get(0)?)?, uuid(row.get(1)?)?));
-        }
-        drop(rows);
-        drop(stmt);
-        let mut links = Vec::new();
-        let mut stmt = self.conn.prepare(
-            "SELECT f.id, f.rule_id, l.event_id FROM finding_events l JOIN findings f ON f.row = l.finding",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            links.push((uuid(row.get(0)?)?, row.get(1)?, uuid(row.get(2)?)?));
-        }
-        drop(rows);
-        drop(stmt);
-        let mut statuses = Vec::new();
-        let mut stmt = self.conn.prepare("SELECT id, status FROM findings")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            statuses.push((uuid(row.get(0)?)?, row.get(1)?));
-        }
-        drop(rows);
-        drop(stmt);
-        let records = crate::records::baseline(&folds, &links, &statuses);
+        let records = crate::records::baseline(&super::integrity::side_rows(&self.conn)?);
         let appended = self.in_transaction(|tx, next| {
             tx.execute("UPDATE side_records SET baseline_pending = 0", [])?;
             insert_events(tx, &records, next)

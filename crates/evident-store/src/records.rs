@@ -15,6 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// The record of the folds of `folds` that `fresh` marks new, if any is.
+pub(crate) fn new_folds(folds: &[(Uuid, Uuid)], fresh: &[bool]) -> Option<EncodedEvent> {
+    let new: Vec<(Uuid, Uuid)> = folds
+        .iter()
+        .zip(fresh)
+        .filter(|(_, new)| **new)
+        .map(|(fold, _)| *fold)
+        .collect();
+    (!new.is_empty()).then(|| self::folds(&new))
+}
+
 /// The record of new folds `(folded id, stored id)`.
 pub(crate) fn folds(folds: &[(Uuid, Uuid)]) -> EncodedEvent {
     let pairs: Vec<[Uuid; 2]> = folds.iter().map(|(id, into)| [*id, *into]).collect();

@@ -428,15 +428,8 @@ impl EventStore for PgStore {
             .iter()
             .map(|id| new.contains(id) && seen.insert(*id))
             .collect();
-        let recorded: Vec<(Uuid, Uuid)> = folds
-            .iter()
-            .zip(&fresh)
-            .filter(|(_, new)| **new)
-            .map(|(fold, _)| *fold)
-            .collect();
-        if !recorded.is_empty() {
-            self.log_record(&*client, crate::records::folds(&recorded))
-                .await?;
+        if let Some(folded) = crate::records::new_folds(&folds, &fresh) {
+            self.log_record(&*client, folded).await?;
         }
         client.commit().await?;
         Ok(fresh)

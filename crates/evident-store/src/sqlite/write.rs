@@ -110,14 +110,8 @@ impl Writer {
             for (id, into) in folds {
                 out.push(stmt.execute(params![id.as_bytes().as_slice(), into.as_bytes().as_slice(), now])? == 1);
             }
-            let new: Vec<(uuid::Uuid, uuid::Uuid)> = folds
-                .iter()
-                .zip(&out)
-                .filter(|(_, new)| **new)
-                .map(|(fold, _)| *fold)
-                .collect();
-            if !new.is_empty() {
-                record = Some(log_record(tx, next, crate::records::folds(&new))?);
+            if let Some(folded) = crate::records::new_folds(folds, &out) {
+                record = Some(log_record(tx, next, folded)?);
             }
             Ok(out)
         })?;

@@ -355,6 +355,12 @@ async fn verify_names_edits_to_folds_and_findings() {
         .await
         .unwrap();
     assert_eq!(changed.status(), 200, "{:?}", changed.text().await);
+    let walked = server.get_ok("/api/v1/integrity/verify").await;
+    assert_eq!(
+        (&walked["ok"], &walked["beside"]),
+        (&json!(true), &json!([])),
+        "{walked}"
+    );
     assert!(server.terminate().success());
     let (code, out) = verify(dir.path(), &public);
     assert_eq!(code, 0, "clean before the edits: {out}");

@@ -130,12 +130,7 @@ async fn bad_events_are_named_and_good_ones_kept() {
     assert_eq!(lines, [&json!(3), &json!(4)], "{b}");
 
     let listed = server.get_ok("/api/v1/events?limit=100").await;
-    let sent = listed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["service_record"] != true)
-        .count();
+    let sent = super::common::sent_events(&listed).count();
     assert_eq!(
         sent, 4,
         "exactly the valid events are stored (besides the service's own records)"

@@ -124,11 +124,6 @@ async fn the_sample_events_file_is_accepted_in_full() {
         "{stderr}"
     );
     let page = server.get_ok("/api/v1/events?limit=1000").await;
-    let sent = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["service_record"] != true)
-        .count();
+    let sent = super::common::sent_events(&page).count();
     assert_eq!(sent, n, "{page}");
 }

@@ -268,6 +268,16 @@ pub fn probe_status(base: &str, path: &str) -> Option<u16> {
 }
 
 /// The ids an ingest answer gives its events, in request order.
+/// The events of a page of `GET /api/v1/events` that clients sent, leaving out the
+/// service's own records (deduplication summaries, the log's records of side tables).
+pub fn sent_events(page: &Value) -> impl Iterator<Item = &Value> {
+    page["events"]
+        .as_array()
+        .expect("a page of events")
+        .iter()
+        .filter(|e| e["service_record"] != true)
+}
+
 pub fn stored_ids(answer: &Value) -> Vec<String> {
     answer["ids"]
         .as_array()

@@ -53,12 +53,7 @@ async fn the_api_works_the_same_on_postgres() {
     loop {
         let page = server.get_ok(&next).await;
         seen.extend(
-            page["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["service_record"] != true)
-                .map(|e| e["id"].as_str().unwrap().to_owned()),
+            super::common::sent_events(&page).map(|e| e["id"].as_str().unwrap().to_owned()),
         );
         match page["next_cursor"].as_str() {
             Some(c) => next = format!("/api/v1/events?limit=7&cursor={c}"),

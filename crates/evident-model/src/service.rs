@@ -75,8 +75,11 @@ pub fn record(
 /// Whether `event_type` is that of a record of a side table's change (folds, findings'
 /// evidence and statuses): bookkeeping of the log, not events to detect on.
 pub fn is_side_record(event_type: &str) -> bool {
-    [FOLDS_RECORDED, FINDING_EVIDENCE, FINDING_STATUS].contains(&event_type)
+    SIDE_RECORDS.contains(&event_type)
 }
+
+/// The types of the records of side tables' changes.
+pub const SIDE_RECORDS: [&str; 3] = [FOLDS_RECORDED, FINDING_EVIDENCE, FINDING_STATUS];
 
 /// Whether `event_type` is one only the service may record: anything under `evident.`,
 /// and the service's records under other prefixes.

@@ -133,7 +133,6 @@ async fn commit_parts(shared: &Shared, store: &dyn EventStore, mut parts: Vec<Pa
             offset += size;
             continue;
         }
-
         if part.journaled {
             // Counted and timed when they were journaled; now stored, they leave the journal.
             moved_from_journal.extend(events[offset..offset + size].iter().map(|e| e.event.id));
@@ -178,29 +177,9 @@ fn requeue(shared: &Shared, mut part: Part, events: &[EncodedEvent]) {
     queues.push_front(part);
 }
 
-/// Stores a `system.ingest.refused` record of the refusals counted in each window,
-/// until the pipeline closes (the writer records the last window's as it stops).
-pub(crate) async fn record_refusals_periodically(shared: Arc<Shared>) {
-    // Short ticks, so the task (and the store it holds) goes soon after the pipeline closes.
-    const TICK: Duration = Duration::from_millis(250);
-    let window = shared.config.refusal_window;
-    let mut window_start = Instant::now();
-    while !shared.closed.load(Ordering::Acquire) {
-        tokio::time::sleep(TICK.min(window)).await;
-        if window_start.elapsed() < window {
-            continue;
-        }
-        window_start = Instant::now();
-        if let Some(record) = shared.refusals.take_record(time::OffsetDateTime::now_utc()) {
-            raise(&shared, record, Priority::High);
-            shared.wake.notify_one();
-        }
-    }
-}
-
 /// Queues an event of the service's own at the front of its lane, outside the queue
 /// bounds; nobody waits for it, so a failed commit keeps it queued until it is stored.
-fn raise(shared: &Shared, event: EncodedEvent, priority: Priority) {
+pub(crate) fn raise(shared: &Shared, event: EncodedEvent, priority: Priority) {
     let mut queues = shared.queues();
     queues.reserve(event.bytes.len());
     queues.push_front(Part {

@@ -107,7 +107,7 @@ impl Pipeline {
         });
         let task = commit::spawn(shared.clone(), store);
         tokio::spawn(crate::windows::close_periodically(shared.clone()));
-        tokio::spawn(crate::commit::record_refusals_periodically(shared.clone()));
+        tokio::spawn(crate::refusals::record_periodically(shared.clone()));
         let pipeline = Pipeline {
             _closes_on_drop: Arc::new(CloseOnDrop(shared.clone())),
             shared,

@@ -10,8 +10,9 @@
 use evident_model::{EncodedEvent, Outcome, Priority, Severity, service};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -133,6 +134,26 @@ fn record(
     event.outcome = Outcome::Failure;
     event.compliance = vec!["iec62443:sr2.9".into(), "iec62443:sr2.10".into()];
     EncodedEvent::new(event)
+}
+
+/// Stores a `system.ingest.refused` record of the refusals counted in each window,
+/// until the pipeline closes (the writer records the last window's as it stops).
+pub(crate) async fn record_periodically(shared: Arc<crate::pipeline::Shared>) {
+    // Short ticks, so the task (and the store it holds) goes soon after the pipeline closes.
+    const TICK: Duration = Duration::from_millis(250);
+    let window = shared.config.refusal_window;
+    let mut window_start = Instant::now();
+    while !shared.closed.load(Ordering::Acquire) {
+        tokio::time::sleep(TICK.min(window)).await;
+        if window_start.elapsed() < window {
+            continue;
+        }
+        window_start = Instant::now();
+        if let Some(record) = shared.refusals.take_record(time::OffsetDateTime::now_utc()) {
+            crate::commit::raise(&shared, record, Priority::High);
+            shared.wake.notify_one();
+        }
+    }
 }
 
 #[cfg(test)]

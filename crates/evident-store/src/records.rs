@@ -112,10 +112,6 @@ fn record(event_type: &str, data: serde_json::Value) -> EncodedEvent {
     ))
 }
 
-/// The record types [`Beside::check`] reads back, for the stores' queries (those
-/// [`service::is_side_record`] names).
-pub(crate) const TYPES: [&str; 3] = [FOLDS_RECORDED, FINDING_EVIDENCE, FINDING_STATUS];
-
 /// What the side tables hold.
 #[derive(Debug, Default)]
 pub(crate) struct SideRows {

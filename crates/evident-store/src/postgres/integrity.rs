@@ -555,7 +555,7 @@ const BESIDE_LIMIT: usize = 50;
 async fn beside(
     tx: &tokio_postgres::Transaction<'_>,
 ) -> Result<crate::records::Beside, StoreError> {
-    let types: Vec<&str> = crate::records::TYPES.to_vec();
+    let types: Vec<&str> = evident_model::service::SIDE_RECORDS.to_vec();
     let records = tx
         .query(
             "SELECT body FROM events WHERE type = ANY($1) ORDER BY seq",

@@ -382,12 +382,16 @@ impl EventStore for PgStore {
         // only after it is in the store, so one of the two looks (this one in a later
         // snapshot) finds a repeat.
         let fresh: Vec<Uuid> = journaled.iter().copied().collect();
-        let stored: std::collections::HashSet<Uuid> = client
-            .query("SELECT id FROM event_ids WHERE id = ANY($1)", &[&fresh])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let stored: std::collections::HashSet<Uuid> = if fresh.is_empty() {
+            Default::default()
+        } else {
+            client
+                .query("SELECT id FROM event_ids WHERE id = ANY($1)", &[&fresh])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        };
         Ok(ids
             .iter()
             .map(|id| journaled.contains(id) && !stored.contains(id))

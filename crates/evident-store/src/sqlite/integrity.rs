@@ -304,7 +304,7 @@ const BESIDE_LIMIT: usize = 50;
 /// The side tables and the log's records of them, read in one snapshot.
 fn beside(conn: &Connection) -> Result<crate::records::Beside, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let [a, b, c] = crate::records::TYPES;
+    let [a, b, c] = evident_model::service::SIDE_RECORDS;
     let records = tx
         .prepare("SELECT body FROM events WHERE type IN (?1, ?2, ?3) ORDER BY seq")?
         .query_map([a, b, c], |r| r.get::<_, String>(0).map(String::into_bytes))?
@@ -317,9 +317,7 @@ fn beside(conn: &Connection) -> Result<crate::records::Beside, StoreError> {
 
 /// What the side tables hold.
 pub(super) fn side_rows(conn: &Connection) -> Result<crate::records::SideRows, StoreError> {
-    let uuid = |bytes: Vec<u8>| {
-        uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Database(format!("stored id: {e}")))
-    };
+    use super::read::stored_uuid as uuid;
     let [folds, links, statuses] = crate::records::SIDE_ROWS_SQL;
     let mut rows = crate::records::SideRows::default();
     let mut stmt = conn.prepare(folds)?;

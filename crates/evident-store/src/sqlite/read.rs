@@ -285,26 +285,19 @@ pub(crate) fn fold_target(
         .prepare_cached("SELECT into_id FROM folds WHERE id = ?1")?
         .query_row([folded.as_bytes().as_slice()], |r| r.get(0))
         .optional()?;
-    into.map(|bytes| {
-        uuid::Uuid::from_slice(&bytes)
-            .map_err(|e| StoreError::Database(format!("fold into_id: {e}")))
-    })
-    .transpose()
+    into.map(stored_uuid).transpose()
+}
+
+/// A stored id (a 16-byte blob) as a UUID.
+pub(crate) fn stored_uuid(bytes: Vec<u8>) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Database(format!("stored id: {e}")))
 }
 
 pub(crate) fn open_fold_windows(conn: &Connection) -> Result<Vec<uuid::Uuid>, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT DISTINCT into_id FROM folds WHERE summarized = 0")?;
     let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-    let mut out = Vec::new();
-    for bytes in rows {
-        let bytes = bytes?;
-        out.push(
-            uuid::Uuid::from_slice(&bytes)
-                .map_err(|e| StoreError::Database(format!("fold into_id: {e}")))?,
-        );
-    }
-    Ok(out)
+    rows.map(|bytes| stored_uuid(bytes?)).collect()
 }
 
 pub(crate) fn dead_letters(

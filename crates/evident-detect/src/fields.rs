@@ -86,15 +86,6 @@ pub fn view(event: &Value) -> std::borrow::Cow<'_, Value> {
     }
 }
 
-/// The value at `field` in `view`: a top-level key of that exact name (flattened Windows
-/// fields), else the dotted path (`actor.ip`, `data.station_id`).
-pub fn lookup<'a>(view: &'a Value, field: &str) -> Option<&'a Value> {
-    if let Some(v) = view.get(field) {
-        return Some(v);
-    }
-    field.split('.').try_fold(view, |v, part| v.get(part))
-}
-
 /// `Event.System` + `Event.EventData` (or `UserData`) as one flat object, if `event` is
 /// a Windows event log record.
 fn windows_record(event: &Value) -> Option<Map<String, Value>> {

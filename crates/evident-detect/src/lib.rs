@@ -31,6 +31,7 @@ pub mod library;
 pub mod pack;
 pub mod rules;
 pub mod stage;
+pub mod typed;
 
 pub use rules::{Detector, LoadReport, Match, RuleInfo, RuleProblem};
 pub use stage::{DetectionHandle, DetectionStats, StageConfig};

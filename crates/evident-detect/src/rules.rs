@@ -8,7 +8,7 @@ use crate::anomaly::{self, Anomalies, AnomalyRule};
 use crate::fields;
 use rsigma_eval::{
     CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult,
-    LogSourceExtractor, parse_pipeline,
+    Event as RuleSource, EventValue, LogSourceExtractor, parse_pipeline,
 };
 use rsigma_parser::{CorrelationRule, LogSource, SigmaCollection, SigmaRule, parse_sigma_yaml};
 use serde_json::Value;
@@ -175,7 +175,8 @@ impl Detector {
     /// as a Windows event log record; see [`fields`]); no correlation state changes.
     pub fn evaluate(&self, event: &Value) -> Vec<Match> {
         let view = fields::view(event);
-        self.matches(self.engine.evaluate(&fields::RuleEvent::new(&view)), &view)
+        let event = fields::RuleEvent::new(&view);
+        self.matches(self.engine.evaluate(&event), &event)
     }
 
     /// Feeds `event`, which happened at `time_secs` (Unix seconds, event time), through
@@ -183,11 +184,21 @@ impl Detector {
     /// rules whose condition it completes (a count reached within the timespan, say).
     pub fn process(&mut self, event: &Value, time_secs: i64) -> Vec<Match> {
         let view = fields::view(event);
-        let results = self
-            .engine
-            .process_event_at(&fields::RuleEvent::new(&view), time_secs);
-        let spikes = self.count_for_statistical_rules(&results, &view, time_secs);
-        let mut found = self.matches(results, &view);
+        self.process_source(&fields::RuleEvent::new(&view), time_secs)
+    }
+
+    /// [`Detector::process`] for a committed event as the pipeline holds it, at its own
+    /// event time: the same matches as for its canonical JSON, without parsing it again
+    /// (see [`crate::typed`]).
+    pub fn process_event(&mut self, event: &evident_model::Event) -> Vec<Match> {
+        let time_secs = event.time.unix_timestamp();
+        self.process_source(&crate::typed::TypedEvent::new(event), time_secs)
+    }
+
+    fn process_source(&mut self, event: &impl RuleSource, time_secs: i64) -> Vec<Match> {
+        let results = self.engine.process_event_at(event, time_secs);
+        let spikes = self.count_for_statistical_rules(&results, event, time_secs);
+        let mut found = self.matches(results, event);
         found.extend(spikes);
         found
     }
@@ -196,7 +207,7 @@ impl Detector {
     fn count_for_statistical_rules(
         &mut self,
         results: &[EvaluationResult],
-        view: &Value,
+        view: &impl RuleSource,
         time_secs: i64,
     ) -> Vec<Match> {
         if self.counted_by.is_empty() {
@@ -277,7 +288,7 @@ impl Detector {
 }
 
 impl Detector {
-    fn matches(&self, results: Vec<EvaluationResult>, view: &Value) -> Vec<Match> {
+    fn matches(&self, results: Vec<EvaluationResult>, view: &impl RuleSource) -> Vec<Match> {
         results
             .into_iter()
             .filter(|r| {
@@ -346,7 +357,7 @@ fn feeds_only(collection: &SigmaCollection) -> HashSet<String> {
 /// The values of the fields a detection rule's [`GROUP_BY_ATTRIBUTE`] names.
 fn group_of(
     attributes: &std::collections::HashMap<String, Value>,
-    view: &Value,
+    view: &impl RuleSource,
 ) -> Vec<(String, String)> {
     let fields: Vec<String> = match attributes.get(GROUP_BY_ATTRIBUTE) {
         Some(Value::String(one)) => vec![one.clone()],
@@ -361,13 +372,13 @@ fn group_of(
 }
 
 /// `(field, value as text)` for each of `fields` in `view` (empty text when absent).
-fn values(fields: &[String], view: &Value) -> Vec<(String, String)> {
+fn values(fields: &[String], view: &impl RuleSource) -> Vec<(String, String)> {
     fields
         .iter()
         .map(|field| {
-            let value = fields::lookup(view, field).map_or_else(String::new, |v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let value = view.get_field(field).map_or_else(String::new, |v| match v {
+                EventValue::Str(s) => s.into_owned(),
+                other => other.to_json().to_string(),
             });
             (field.clone(), value)
         })

@@ -16,10 +16,9 @@
 //! same answers as the first pass did.
 
 use crate::rules::{Detector, Match};
-use evident_model::Severity;
-use evident_pipeline::{Commits, Head};
+use evident_model::{EncodedEvent, Event, Severity};
+use evident_pipeline::{Commits, CommittedEvent, Head};
 use evident_store::{FindingStore, Hit, StoreError};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -187,10 +186,11 @@ impl Stage {
             let batch = match self.commits.events_after(cursor, self.config.batch) {
                 Some(held) => held,
                 None => {
-                    retry("read committed events", || {
+                    let stored = retry("read committed events", || {
                         self.store.committed_after(cursor, self.config.batch)
                     })
-                    .await
+                    .await;
+                    read_back(stored)
                 }
             };
             if batch.is_empty() {
@@ -207,15 +207,16 @@ impl Stage {
                 self.wait().await;
                 continue;
             }
-            let last = batch.last().map_or(cursor, |(seq, _)| *seq);
+            let last = batch.last().map_or(cursor, |e| e.seq);
             let mut hits = Vec::new();
             let mut firing_seqs = Vec::new();
             let mut n = 0;
-            for (seq, bytes) in &batch {
+            for committed in &batch {
                 let before = hits.len();
-                n += u64::from(self.detect(bytes, *seq > done, &mut hits));
+                let event = &committed.encoded().event;
+                n += u64::from(self.detect(event, committed.seq > done, &mut hits));
                 if hits.len() > before {
-                    firing_seqs.push(*seq);
+                    firing_seqs.push(committed.seq);
                 }
             }
             let hits = merge(hits);
@@ -276,34 +277,18 @@ impl Stage {
     /// Runs one committed event through the rules; with `record`, adds its hits. Says
     /// whether the event was run: the log's records of the side tables (detection's
     /// own evidence links among them) are not.
-    fn detect(&mut self, bytes: &[u8], record: bool, hits: &mut Vec<Hit>) -> bool {
-        let Ok(event) = serde_json::from_slice::<Value>(bytes) else {
-            tracing::error!("a stored event is not JSON; skipped by detection");
-            return false;
-        };
-        if event["service_record"] == true
-            && event["type"]
-                .as_str()
-                .is_some_and(evident_model::service::is_side_record)
-        {
+    fn detect(&mut self, event: &Event, record: bool, hits: &mut Vec<Hit>) -> bool {
+        if event.service_record && evident_model::service::is_side_record(&event.event_type) {
             return false;
         }
-        let time = event["time"]
-            .as_str()
-            .and_then(|t| {
-                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .unwrap_or_else(OffsetDateTime::now_utc);
-        let matches = self.detector.process(&event, time.unix_timestamp());
+        let matches = self.detector.process_event(event);
         if !record {
             return true;
         }
-        let id = event["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
-        let facility = event["facility"].as_str().map(str::to_owned);
         hits.extend(
             matches
                 .into_iter()
-                .map(|m| hit(m, id, facility.clone(), time)),
+                .map(|m| hit(m, Some(event.id), event.facility.clone(), event.time)),
         );
         true
     }
@@ -315,6 +300,21 @@ impl Stage {
             tracing::warn!(%error, "correlation state not saved");
         }
     }
+}
+
+/// Events read back from the store, as the hub would have handed them out; one that does
+/// not decode is left out (and said so), as detection cannot run on it.
+fn read_back(stored: Vec<(i64, Vec<u8>)>) -> Vec<CommittedEvent> {
+    stored
+        .into_iter()
+        .filter_map(|(seq, bytes)| match serde_json::from_slice::<Event>(&bytes) {
+            Ok(event) => Some(CommittedEvent::new(seq, EncodedEvent { event, bytes })),
+            Err(error) => {
+                tracing::error!(seq, %error, "a stored event does not decode; skipped by detection");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The finding-to-be of one match.

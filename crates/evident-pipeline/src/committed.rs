@@ -30,6 +30,41 @@ pub struct Head {
     pub closed: bool,
 }
 
+/// One committed event as a follower gets it: its sequence number and the event, shared
+/// with the commit that stored it (nothing is copied or parsed again).
+#[derive(Clone)]
+pub struct CommittedEvent {
+    /// The event's commit sequence number.
+    pub seq: i64,
+    batch: Arc<[EncodedEvent]>,
+    at: usize,
+}
+
+impl CommittedEvent {
+    /// An event read back from the store.
+    pub fn new(seq: i64, event: EncodedEvent) -> Self {
+        Self {
+            seq,
+            batch: Arc::from(vec![event]),
+            at: 0,
+        }
+    }
+
+    /// The event with its canonical bytes.
+    pub fn encoded(&self) -> &EncodedEvent {
+        &self.batch[self.at]
+    }
+}
+
+impl std::fmt::Debug for CommittedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommittedEvent")
+            .field("seq", &self.seq)
+            .field("id", &self.encoded().event.id)
+            .finish()
+    }
+}
+
 /// One commit's events and the sequence number each got (0: not stored, a duplicate).
 struct Batch {
     events: Arc<[EncodedEvent]>,
@@ -100,9 +135,8 @@ impl Commits {
     }
 
     /// The committed events right after `seq`, in order, at most `limit`, if they are
-    /// still held here: `(seq, canonical bytes)`. `None` when the event after `seq` is
-    /// not (then read the store).
-    pub fn events_after(&self, seq: i64, limit: usize) -> Option<Vec<(i64, Vec<u8>)>> {
+    /// still held here. `None` when the event after `seq` is not (then read the store).
+    pub fn events_after(&self, seq: i64, limit: usize) -> Option<Vec<CommittedEvent>> {
         let recent = self.recent();
         let mut out = Vec::new();
         let mut next = seq + 1;
@@ -110,14 +144,18 @@ impl Commits {
             if batch.seqs.iter().all(|&s| s < next) {
                 continue;
             }
-            for (event, &s) in batch.events.iter().zip(&batch.seqs) {
+            for (at, &s) in batch.seqs.iter().enumerate() {
                 if s < next {
                     continue;
                 }
                 if s != next || out.len() == limit {
                     return (!out.is_empty()).then_some(out);
                 }
-                out.push((s, event.bytes.clone()));
+                out.push(CommittedEvent {
+                    seq: s,
+                    batch: batch.events.clone(),
+                    at,
+                });
                 next += 1;
             }
         }
@@ -190,24 +228,28 @@ mod tests {
         commits.record_batch(events(4), vec![1, 0, 2, 3], now);
         commits.record_batch(events(2), vec![4, 5], now);
         let got = commits.events_after(0, 100).unwrap();
-        let seqs: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
+        let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5]);
-        assert_eq!(got[1].1, b"event 2", "the duplicate is skipped");
+        assert_eq!(
+            got[1].encoded().bytes,
+            b"event 2",
+            "the duplicate is skipped"
+        );
         assert_eq!(
             commits
                 .events_after(2, 2)
                 .unwrap()
                 .iter()
-                .map(|(s, _)| *s)
+                .map(|e| e.seq)
                 .collect::<Vec<_>>(),
             [3, 4]
         );
-        assert_eq!(commits.events_after(5, 100), None, "nothing newer held");
+        assert!(commits.events_after(5, 100).is_none(), "nothing newer held");
         // A summary committed outside the lanes (seq 6) is not held: after 5, read the store.
         commits.record(6, now);
         commits.record_batch(events(1), vec![7], now);
-        assert_eq!(commits.events_after(5, 100), None);
-        assert_eq!(commits.events_after(6, 100).unwrap()[0].0, 7);
+        assert!(commits.events_after(5, 100).is_none());
+        assert_eq!(commits.events_after(6, 100).unwrap()[0].seq, 7);
     }
 
     #[test]
@@ -224,9 +266,12 @@ mod tests {
                 .collect();
             commits.record_batch(events(100), seqs, now);
         }
-        assert_eq!(commits.events_after(0, 10), None, "the oldest were let go");
+        assert!(
+            commits.events_after(0, 10).is_none(),
+            "the oldest were let go"
+        );
         assert!(commits.recent().events <= RECENT_EVENTS);
-        assert_eq!(commits.events_after(seq - 1, 10).unwrap()[0].0, seq);
+        assert_eq!(commits.events_after(seq - 1, 10).unwrap()[0].seq, seq);
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ pub mod stats;
 pub mod system;
 mod windows;
 
-pub use committed::{Commits, Head};
+pub use committed::{Commits, CommittedEvent, Head};
 pub use config::{PipelineConfig, PriorityKnobs};
 pub use dedup::DedupConfig;
 pub use pipeline::{Ack, Pipeline, PipelineError};

@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn postgres_gets_bigger_commits_unless_the_file_says_otherwise() {
         let plain = Config::parse("version: 1", false).unwrap();
-        assert_eq!(plain.pipeline.max_commit_events, 500);
+        assert_eq!(plain.pipeline.max_commit_events, 8_000);
         let flag = Config::parse("version: 1", true).unwrap();
         assert_eq!(flag.pipeline.max_commit_events, 2_000);
         assert_eq!(flag.pipeline.knobs(Priority::Info).max_batch, 2_000);

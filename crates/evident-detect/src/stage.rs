@@ -100,11 +100,28 @@ pub const STATE_ENTRIES: &str = "evident_detection_state_entries";
 /// Metric: rule firings recorded into findings.
 pub const HITS_RECORDED: &str = "evident_detection_hits_total";
 
+/// Metric: committed events detection has not run yet.
+pub const LAG_EVENTS: &str = "evident_detection_lag_events";
+/// Metric: how long ago the oldest committed event detection has not run yet was
+/// committed (0 when it is caught up).
+pub const LAG_SECONDS: &str = "evident_detection_lag_seconds";
+
+/// How far detection is behind the commits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectionLag {
+    /// Committed events not yet run through the rules.
+    pub events: i64,
+    /// Age of the oldest of them, from its commit (at least this old when its commit is
+    /// too old to be remembered); 0 when caught up.
+    pub seconds: f64,
+}
+
 /// A running detection stage.
 #[derive(Clone)]
 pub struct DetectionHandle {
     replace: mpsc::UnboundedSender<Detector>,
     stats: Arc<DetectionStats>,
+    commits: Arc<Commits>,
 }
 
 impl DetectionHandle {
@@ -118,6 +135,22 @@ impl DetectionHandle {
     pub fn stats(&self) -> &Arc<DetectionStats> {
         &self.stats
     }
+
+    /// How far detection is behind the commits right now.
+    pub fn lag(&self) -> DetectionLag {
+        let head = self.commits.subscribe().borrow().seq;
+        let done = self.stats.seq.load(Ordering::Relaxed);
+        let events = (head - done).max(0);
+        let seconds = if events == 0 {
+            0.0
+        } else {
+            self.commits
+                .committed_at(done + 1)
+                .or_else(|| self.commits.oldest_commit())
+                .map_or(0.0, |at| at.elapsed().as_secs_f64())
+        };
+        DetectionLag { events, seconds }
+    }
 }
 
 /// Starts the detection stage with `detector` over `store`, following `commits`. It
@@ -130,6 +163,11 @@ pub fn start(
 ) -> (DetectionHandle, JoinHandle<()>) {
     let (replace, replacements) = mpsc::unbounded_channel();
     let stats = Arc::new(DetectionStats::default());
+    let handle = DetectionHandle {
+        replace,
+        stats: stats.clone(),
+        commits: commits.clone(),
+    };
     let stage = Stage {
         store,
         detector,
@@ -142,7 +180,7 @@ pub fn start(
     // Rule evaluation is CPU work: it gets a thread of its own, as the commit stage does.
     let runtime = tokio::runtime::Handle::current();
     let task = tokio::task::spawn_blocking(move || runtime.block_on(stage.run()));
-    (DetectionHandle { replace, stats }, task)
+    (handle, task)
 }
 
 struct Stage {

@@ -78,6 +78,17 @@ struct Recent {
     /// The last commits' events, oldest first, about [`RECENT_EVENTS`] in all.
     batches: VecDeque<Batch>,
     events: usize,
+    /// Commits let go of, freed by the next follower that reads (freeing thousands of
+    /// events is work the commit stage should not wait for), with their event count.
+    retired: Vec<Batch>,
+    retired_events: usize,
+}
+
+impl Recent {
+    fn take_retired(&mut self) -> Vec<Batch> {
+        self.retired_events = 0;
+        std::mem::take(&mut self.retired)
+    }
 }
 
 /// The committed stream's hub; shared by the commit stage and its followers.
@@ -121,22 +132,29 @@ impl Commits {
         if last <= 0 {
             return;
         }
-        {
+        let unclaimed = {
             let mut recent = self.recent();
             recent.events += events.len();
             recent.batches.push_back(Batch { events, seqs });
             while recent.events > RECENT_EVENTS && recent.batches.len() > 1 {
                 if let Some(old) = recent.batches.pop_front() {
                     recent.events -= old.events.len();
+                    recent.retired_events += old.events.len();
+                    recent.retired.push(old);
                 }
             }
-        }
+            // No follower is reading: free them here after all.
+            (recent.retired_events > RECENT_EVENTS).then(|| recent.take_retired())
+        };
+        drop(unclaimed);
         self.record(last, at);
     }
 
     /// The committed events right after `seq`, in order, at most `limit`, if they are
     /// still held here. `None` when the event after `seq` is not (then read the store).
     pub fn events_after(&self, seq: i64, limit: usize) -> Option<Vec<CommittedEvent>> {
+        let retired = self.recent().take_retired();
+        drop(retired);
         let recent = self.recent();
         let mut out = Vec::new();
         let mut next = seq + 1;
@@ -170,6 +188,11 @@ impl Commits {
     /// A receiver that wakes whenever more is committed or the stream closes.
     pub fn subscribe(&self) -> watch::Receiver<Head> {
         self.head.subscribe()
+    }
+
+    /// When the oldest commit still remembered happened.
+    pub fn oldest_commit(&self) -> Option<Instant> {
+        self.recent().times.front().map(|(_, at)| *at)
     }
 
     /// When the event with sequence number `seq` was committed, if that was recent.

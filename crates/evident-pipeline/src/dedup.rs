@@ -14,7 +14,7 @@
 //! The default fingerprint is the event's canonical encoding without its id and times:
 //! equal in everything else. The configuration can narrow it per type to chosen fields.
 
-use evident_model::{EncodedEvent, Event, Outcome, Priority, Severity, canonical_bytes};
+use evident_model::{EncodedEvent, Event, Outcome, Priority, Severity};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -101,7 +101,7 @@ impl Dedup {
         {
             return Decision::Store;
         }
-        let fp = self.fingerprint(e);
+        let fp = self.fingerprint(event);
         if let Some(w) = self.windows.get(&fp)
             && now.duration_since(w.opened) < self.config.window
             && (e.time - w.time).unsigned_abs() < self.config.window
@@ -183,7 +183,8 @@ impl Dedup {
             .collect()
     }
 
-    fn fingerprint(&self, e: &Event) -> [u8; 16] {
+    fn fingerprint(&self, encoded: &EncodedEvent) -> [u8; 16] {
+        let e = &encoded.event;
         let mut hasher = Sha256::new();
         match self.config.fingerprints.get(&e.event_type) {
             Some(fields) => {
@@ -197,18 +198,25 @@ impl Dedup {
                     hasher.update(at.to_string().as_bytes());
                 }
             }
-            None => {
-                let zero = OffsetDateTime::UNIX_EPOCH;
-                let mut key = e.clone();
-                (key.id, key.time, key.received_at) = (Uuid::nil(), zero, zero);
-                hasher.update(canonical_bytes(&key));
-            }
+            None => hasher.update(without_id_and_times(encoded)),
         }
         let digest = hasher.finalize();
         let mut fp = [0u8; 16];
         fp.copy_from_slice(&digest[..16]);
         fp
     }
+}
+
+/// The canonical bytes of `encoded` from its `type` on: everything but the id, the time
+/// and the receipt time, which the encoding puts first. Their text holds no `"` (a UUID
+/// and two RFC 3339 times), so the first `,"type":` is where the rest begins.
+fn without_id_and_times(encoded: &EncodedEvent) -> &[u8] {
+    const TYPE: &[u8] = b",\"type\":";
+    let bytes = &encoded.bytes;
+    bytes
+        .windows(TYPE.len())
+        .position(|w| w == TYPE)
+        .map_or(bytes.as_slice(), |at| &bytes[at..])
 }
 
 /// The summary event of a closed window: `count` events were folded into `original`.

@@ -66,4 +66,9 @@ fn publish_counters(state: &AppState) {
             .set(lane.events as f64);
     }
     metrics::gauge!(m::QUEUE_BYTES).set(s.queue_bytes as f64);
+    if let Some(rules) = &state.rules {
+        let lag = rules.detection.lag();
+        metrics::gauge!(evident_detect::stage::LAG_EVENTS).set(lag.events as f64);
+        metrics::gauge!(evident_detect::stage::LAG_SECONDS).set(lag.seconds);
+    }
 }

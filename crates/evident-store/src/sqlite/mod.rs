@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod findings;
+mod indexer;
 mod integrity;
 mod journal;
 mod keys;
@@ -48,8 +49,11 @@ pub struct SqliteStore {
 }
 
 struct Inner {
+    /// The data-term indexer; first, so that dropping the store stops it while the
+    /// writer it writes through is still there.
+    indexer: indexer::Indexer,
     path: PathBuf,
-    writer: Mutex<Writer>,
+    writer: Arc<Mutex<Writer>>,
     /// How long events are kept (the default policy unless set).
     retention: Mutex<RetentionPolicy>,
     readers: Mutex<Vec<Connection>>,
@@ -95,7 +99,8 @@ impl SqliteStore {
         private(&path)?;
         private(&data_dir.join(journal::JOURNAL_FILE))?;
         let serving = lock.is_some();
-        let mut writer = Writer::new(schema::open_writer(&path, serving)?)?;
+        let (feed, indexer) = indexer::Indexer::channel();
+        let mut writer = Writer::new(schema::open_writer(&path, serving)?, feed)?;
         let mut journal = journal::Journal::open(data_dir)?;
         if serving {
             recover_journal(&mut writer, &mut journal)?;
@@ -106,10 +111,13 @@ impl SqliteStore {
         } else {
             None
         };
+        let writer = Arc::new(Mutex::new(writer));
+        let indexer = indexer.start(&path, Arc::downgrade(&writer))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                indexer,
                 path,
-                writer: Mutex::new(writer),
+                writer,
                 retention: Mutex::new(RetentionPolicy::default()),
                 journal: Mutex::new(journal),
                 journal_waiting: Mutex::new(Vec::new()),
@@ -142,6 +150,13 @@ impl SqliteStore {
             .retention
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = policy;
+    }
+
+    /// Waits until the data-term indexer has taken everything committed so far (its
+    /// segments written, or the rest buffered), for tests and tools that read the
+    /// segments themselves.
+    pub fn settle_term_index(&self) {
+        self.inner.indexer.settle();
     }
 
     /// Path of the database file.
@@ -204,8 +219,8 @@ fn recover_journal(writer: &mut Writer, journal: &mut journal::Journal) -> Resul
         events.push(EncodedEvent { event, bytes });
     }
     events.sort_by_key(|e| e.event.received_at);
-    writer.append(&events)?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.event.id).collect();
+    writer.append(&events.into())?;
     journal.remove(&ids)?;
     tracing::info!(
         events = ids.len(),

@@ -1,6 +1,7 @@
 //! Writing the embedded store's data-term segments (schema: migration 0008; layout:
-//! [`crate::postings`]): new events' terms are buffered by the writer and written as a
-//! segment every [`SEGMENT_EVENTS`] events, and full levels are merged upward.
+//! [`crate::postings`]): new events' terms are buffered (by the indexer thread, see
+//! `indexer`) and written as a segment every [`SEGMENT_EVENTS`] events, and full levels
+//! are merged upward.
 
 use crate::error::StoreError;
 use crate::postings::{self, Buffer, FANOUT, Posting, SEGMENT_EVENTS, TOP_LEVEL};
@@ -8,96 +9,75 @@ use crate::terms;
 use evident_model::{Event, unix_micros};
 use rusqlite::{Connection, params};
 
-/// The writer's view of the index: where it ends and the terms of the events after it.
+/// The index's state: where its segments end and the terms of the events after them.
 pub(crate) struct TermIndex {
     /// Highest sequence number a segment covers.
     indexed: i64,
     buffer: Buffer,
 }
 
+/// A segment ready to write: its rows and what it covers.
+pub(crate) struct Segment {
+    rows: postings::SegmentRows,
+    seqs: (i64, i64),
+    events: usize,
+    times: (i64, i64),
+}
+
 impl TermIndex {
-    /// Loads where the index ends and buffers the events stored after it, writing
-    /// segments on the way when there are many (a store from before the index).
-    pub(crate) fn open(conn: &Connection) -> Result<Self, StoreError> {
-        let indexed = indexed(conn)?;
-        let mut index = Self {
+    /// An index whose segments end at `indexed`, nothing buffered.
+    pub(crate) fn new(indexed: i64) -> Self {
+        Self {
             indexed,
             buffer: Buffer::default(),
-        };
-        index.catch_up(conn)?;
-        Ok(index)
-    }
-
-    fn catch_up(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let mut after = self.indexed;
-        let mut flushes = 0u64;
-        loop {
-            let rows: Vec<(i64, i64, Option<String>)> = {
-                let mut stmt = conn.prepare(
-                    "SELECT seq, time, json_extract(body, '$.data') FROM events
-                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![after, SEGMENT_EVENTS as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-                rows.collect::<Result<_, _>>()?
-            };
-            for (seq, time, data) in &rows {
-                let data = data
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str(d).ok())
-                    .unwrap_or_default();
-                self.buffer.add(
-                    Posting {
-                        time: *time,
-                        seq: *seq,
-                    },
-                    terms::of_data(&data),
-                );
-                after = *seq;
-            }
-            if self.buffer.events >= SEGMENT_EVENTS {
-                self.flush(conn)?;
-                flushes += 1;
-                if flushes.is_multiple_of(64) {
-                    tracing::info!(up_to_seq = after, "indexing the data of stored events");
-                }
-            }
-            if rows.len() < SEGMENT_EVENTS {
-                return Ok(());
-            }
         }
     }
 
-    /// Buffers the terms of `event`, just stored as `seq`.
+    /// Highest sequence number a segment covers.
+    pub(crate) fn indexed(&self) -> i64 {
+        self.indexed
+    }
+
+    /// Buffers the terms of `event`, stored as `seq`.
     pub(crate) fn add(&mut self, seq: i64, event: &Event) {
-        let posting = Posting {
-            time: unix_micros(event.time),
-            seq,
-        };
-        self.buffer.add(posting, terms::of_data(&event.data));
+        self.add_terms(seq, unix_micros(event.time), &event.data);
     }
 
-    /// Writes a segment once enough events are buffered. The events are already
-    /// committed, so a failure is logged and the terms stay buffered for the next try.
-    pub(crate) fn flush_if_full(&mut self, conn: &Connection) {
-        if self.buffer.events < SEGMENT_EVENTS {
-            return;
-        }
-        if let Err(e) = self.flush(conn) {
-            tracing::warn!(error = %e, "could not write a data-term segment; will retry");
-        }
+    /// Buffers the terms of an event's `data`, stored as `seq` with time `time` (Unix
+    /// microseconds).
+    pub(crate) fn add_terms(
+        &mut self,
+        seq: i64,
+        time: i64,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        self.buffer.add(Posting { time, seq }, terms::of_data(data));
     }
 
-    fn flush(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let Some((_, last)) = self.buffer.seqs else {
-            return Ok(());
-        };
+    /// True once enough events are buffered for a segment.
+    pub(crate) fn full(&self) -> bool {
+        self.buffer.events >= SEGMENT_EVENTS
+    }
+
+    /// The segment of what is buffered (sorting and encoding, no database work).
+    pub(crate) fn segment(&mut self) -> Option<Segment> {
+        let (_, last) = self.buffer.seqs?;
+        Some(Segment {
+            seqs: (self.indexed + 1, last),
+            events: self.buffer.events,
+            times: self.buffer.times.unwrap_or((0, 0)),
+            rows: self.buffer.rows(),
+        })
+    }
+
+    /// Writes `segment` (made by [`TermIndex::segment`]) and the merges it completes in
+    /// one transaction; on success the buffer is emptied.
+    pub(crate) fn write(&mut self, conn: &Connection, segment: Segment) -> Result<(), StoreError> {
         let tx = conn.unchecked_transaction()?;
-        write_segment(&tx, 0, (self.indexed + 1, last), &mut self.buffer)?;
+        write_segment(&tx, 0, &segment)?;
         merge_full_levels(&tx)?;
         tx.commit()?;
-        self.indexed = last;
+        self.indexed = segment.seqs.1;
         self.buffer = Buffer::default();
         Ok(())
     }
@@ -112,35 +92,29 @@ pub(crate) fn indexed(conn: &Connection) -> Result<i64, StoreError> {
     )?)
 }
 
-/// Inserts one segment at `level` covering `seqs` with the postings in `buffer`.
-fn write_segment(
-    conn: &Connection,
-    level: i64,
-    seqs: (i64, i64),
-    buffer: &mut Buffer,
-) -> Result<(), StoreError> {
-    let (min_time, max_time) = buffer.times.unwrap_or((0, 0));
-    let rows = buffer.rows();
+/// Inserts `segment` at `level`.
+fn write_segment(conn: &Connection, level: i64, segment: &Segment) -> Result<(), StoreError> {
+    let (min_time, max_time) = segment.times;
     conn.execute(
         "INSERT INTO term_segments
              (level, first_seq, last_seq, events, min_time, max_time, packed_bits)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             level,
-            seqs.0,
-            seqs.1,
-            buffer.events as i64,
+            segment.seqs.0,
+            segment.seqs.1,
+            segment.events as i64,
             min_time,
             max_time,
-            rows.bits
+            segment.rows.bits
         ],
     )?;
-    let segment = conn.last_insert_rowid();
+    let id = conn.last_insert_rowid();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO term_postings (segment, term, chunk, postings) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (term, chunk, bytes) in rows.rows {
-        stmt.execute(params![segment, term, chunk, bytes])?;
+    for (term, chunk, bytes) in &segment.rows.rows {
+        stmt.execute(params![id, term, chunk, bytes])?;
     }
     Ok(())
 }
@@ -184,8 +158,13 @@ fn merge_full_levels(conn: &Connection) -> Result<(), StoreError> {
                 }
             }
         }
-        let seqs = merged.seqs.unwrap_or((0, 0));
-        write_segment(conn, level + 1, seqs, &mut merged)?;
+        let merged = Segment {
+            seqs: merged.seqs.unwrap_or((0, 0)),
+            events: merged.events,
+            times: merged.times.unwrap_or((0, 0)),
+            rows: merged.rows(),
+        };
+        write_segment(conn, level + 1, &merged)?;
         for &(id, ..) in &group {
             conn.execute("DELETE FROM term_postings WHERE segment = ?1", [id])?;
             conn.execute("DELETE FROM term_segments WHERE id = ?1", [id])?;

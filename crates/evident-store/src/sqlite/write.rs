@@ -1,11 +1,12 @@
 //! The single writer: appends batches in one transaction, assigning gap-free sequence numbers.
 
-use super::term_segments::TermIndex;
+use super::indexer::Feed;
 use crate::Appended;
 use crate::error::StoreError;
 use evident_integrity::{Frontier, merkle::leaf_hash};
 use evident_model::{EncodedEvent, unix_micros};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::Arc;
 
 const INSERT: &str =
     "INSERT INTO events (seq, id, time, received_at, type, category, severity, priority, outcome,
@@ -20,19 +21,18 @@ pub(crate) struct Next {
     pub(crate) log: Frontier,
 }
 
-/// The writer connection, the next sequence number to hand out, and the data-term
-/// index of what it stores.
+/// The writer connection, the next sequence number to hand out, and the feed of the
+/// data-term indexer that follows what it stores.
 pub(crate) struct Writer {
     conn: Connection,
     next: Next,
-    terms: TermIndex,
+    terms: Feed,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection) -> Result<Self, StoreError> {
+    pub(crate) fn new(conn: Connection, terms: Feed) -> Result<Self, StoreError> {
         let seq = next_seq(&conn)?;
         let log = load_log(&conn, seq)?;
-        let terms = TermIndex::open(&conn)?;
         Ok(Self {
             conn,
             next: Next { seq, log },
@@ -47,20 +47,25 @@ impl Writer {
 
     /// Appends `batch` in one transaction; with WAL and `synchronous=FULL` the commit is
     /// on disk when this returns.
-    pub(crate) fn append(&mut self, batch: &[EncodedEvent]) -> Result<Vec<Appended>, StoreError> {
+    pub(crate) fn append(
+        &mut self,
+        batch: &Arc<[EncodedEvent]>,
+    ) -> Result<Vec<Appended>, StoreError> {
         let outcomes = self.in_transaction(|tx, next| insert_events(tx, batch, next))?;
-        self.index(batch, &outcomes);
+        self.index(batch.clone(), &outcomes);
         Ok(outcomes)
     }
 
-    /// Hands the newly stored events of a committed batch to the data-term index.
-    fn index(&mut self, batch: &[EncodedEvent], outcomes: &[Appended]) {
-        for (encoded, outcome) in batch.iter().zip(outcomes) {
-            if let Appended::Stored(seq) = outcome {
-                self.terms.add(*seq, &encoded.event);
-            }
-        }
-        self.terms.flush_if_full(&self.conn);
+    /// Hands the newly stored events of a committed batch to the data-term indexer.
+    fn index(&mut self, batch: Arc<[EncodedEvent]>, outcomes: &[Appended]) {
+        let seqs = outcomes
+            .iter()
+            .map(|o| match o {
+                Appended::Stored(seq) => *seq,
+                Appended::Duplicate => 0,
+            })
+            .collect();
+        self.terms.committed(batch, seqs);
     }
 
     /// Runs `f` in one IMMEDIATE transaction, handing it the next sequence number and
@@ -179,14 +184,14 @@ impl Writer {
             tx.execute("UPDATE side_records SET baseline_pending = 0", [])?;
             insert_events(tx, &records, next)
         })?;
-        self.index(&records, &appended);
+        self.index(records.into(), &appended);
         Ok(())
     }
 
     /// Hands a committed record to the data-term index, as every stored event is.
     fn index_records(&mut self, record: Option<(EncodedEvent, Appended)>) {
         if let Some((event, appended)) = record {
-            self.index(std::slice::from_ref(&event), &[appended]);
+            self.index(Arc::from(vec![event]), &[appended]);
         }
     }
 
@@ -217,7 +222,7 @@ impl Writer {
             Ok(appended.first().map(|a| (count as u64, *a)))
         })?;
         if let (Some(event), Some((_, appended))) = (summary, out) {
-            self.index(std::slice::from_ref(&event), &[appended]);
+            self.index(Arc::from(vec![event]), &[appended]);
         }
         Ok(out)
     }

@@ -240,9 +240,24 @@ async fn refusals_become_audit_evidence(server: &Server, at_least: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_store_never_acknowledges_a_fold_into_an_event_it_did_not_keep() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), &["--max-db-size-mb", "1"]);
-    // About 1 MiB of events: the first commit fits the 1 MiB store, the next does not,
-    // and the room left still takes the small fold records of a retry.
+    // Commits of 500 events (the default takes the whole request in one): about 1 MiB of
+    // events, the first commit fits the 1 MiB store, the next does not, and the room
+    // left still takes the small fold records of a retry.
+    let config = dir.path().join("small-commits.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\npipeline:\n  max_commit_events: 500\n  priorities:\n    info: {max_batch: 500}\n    low: {max_batch: 500}\n    medium: {max_batch: 500}\n    high: {max_batch: 500}\n",
+    )
+    .unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            "--max-db-size-mb",
+            "1",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
     let batch = uuid::Uuid::new_v4();
     let body: String = (0..1500)
         .map(|i| format!("{{\"type\":\"quality.check\",\"data\":{{\"n\":{i},\"batch\":\"{batch}\",\"pad\":\"{}\"}}}}\n", "x".repeat(550)))

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod crash;
 mod detection;
+mod followers;
 mod hardening;
 mod integrity;
 mod pipeline;

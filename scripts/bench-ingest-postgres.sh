@@ -10,6 +10,7 @@
 #     packages; the two conflict, so each replaces the other in turn.
 #
 #   scripts/bench-ingest-postgres.sh [EVENTS]     (default 200000)
+#   SYSLOG_PEERS=0 scripts/bench-ingest-postgres.sh   (without the two syslog daemons)
 #
 # Needs the local PostgreSQL (started if down); uses the databases evident_ingest and
 # evident_peers, dropped and re-created. Scratch files go under .bench-pg/.
@@ -53,27 +54,29 @@ conninfo_host=$(echo "$base" | sed -E 's#^postgres(ql)?://([^@/]*@)?([^:/]+).*#\
 conninfo_port=$(echo "$base" | sed -E 's#^postgres(ql)?://[^/]*:([0-9]+).*#\2#')
 conninfo_user=$(echo "$base" | sed -E 's#^postgres(ql)?://([^@:/]+)@.*#\2#')
 
-echo "== rsyslog (ompgsql) into the seeds' table"
-apt_install rsyslog rsyslog-pgsql
-mkdir -p "$scratch/rsyslog"
-sed -e "s#@WORKDIR@#$PWD/$scratch/rsyslog#" -e "s#@CONNINFO@#$peers#" -e "s#@PORT@#15514#" \
-  scripts/bench/rsyslog.conf >"$scratch/rsyslog/rsyslog.conf"
-"$bin" bench-pg-baselines --database-url "$peers" --reset-table
-rsyslogd -f "$PWD/$scratch/rsyslog/rsyslog.conf" -i "$PWD/$scratch/rsyslog/pid"
-measure_syslog "rsyslog $(rsyslogd -v | head -1 | awk '{print $2}')" 15514
-kill "$(cat "$scratch/rsyslog/pid")"
+if [ "${SYSLOG_PEERS:-1}" = 1 ]; then
+  echo "== rsyslog (ompgsql) into the seeds' table"
+  apt_install rsyslog rsyslog-pgsql
+  mkdir -p "$scratch/rsyslog"
+  sed -e "s#@WORKDIR@#$PWD/$scratch/rsyslog#" -e "s#@CONNINFO@#$peers#" -e "s#@PORT@#15514#" \
+    scripts/bench/rsyslog.conf >"$scratch/rsyslog/rsyslog.conf"
+  "$bin" bench-pg-baselines --database-url "$peers" --reset-table
+  rsyslogd -f "$PWD/$scratch/rsyslog/rsyslog.conf" -i "$PWD/$scratch/rsyslog/pid"
+  measure_syslog "rsyslog $(rsyslogd -v | head -1 | awk '{print $2}')" 15514
+  kill "$(cat "$scratch/rsyslog/pid")"
 
-echo "== syslog-ng (sql) into the seeds' table"
-apt_install syslog-ng-core syslog-ng-mod-sql libdbd-pgsql
-mkdir -p "$scratch/syslog-ng"
-sed -e "s#@PORT@#15515#" -e "s#@HOST@#$conninfo_host#" -e "s#@PGPORT@#$conninfo_port#" \
-  -e "s#@USER@#$conninfo_user#" -e "s#@DB@#evident_peers#" \
-  scripts/bench/syslog-ng.conf >"$scratch/syslog-ng/syslog-ng.conf"
-"$bin" bench-pg-baselines --database-url "$peers" --reset-table
-syslog-ng -f "$PWD/$scratch/syslog-ng/syslog-ng.conf" -p "$PWD/$scratch/syslog-ng/pid" \
-  -R "$PWD/$scratch/syslog-ng/persist" -c "$PWD/$scratch/syslog-ng/ctl"
-measure_syslog "syslog-ng $(syslog-ng --version | head -1 | awk '{print $3}' | tr -d '()')" 15515
-kill "$(cat "$scratch/syslog-ng/pid")"
+  echo "== syslog-ng (sql) into the seeds' table"
+  apt_install syslog-ng-core syslog-ng-mod-sql libdbd-pgsql
+  mkdir -p "$scratch/syslog-ng"
+  sed -e "s#@PORT@#15515#" -e "s#@HOST@#$conninfo_host#" -e "s#@PGPORT@#$conninfo_port#" \
+    -e "s#@USER@#$conninfo_user#" -e "s#@DB@#evident_peers#" \
+    scripts/bench/syslog-ng.conf >"$scratch/syslog-ng/syslog-ng.conf"
+  "$bin" bench-pg-baselines --database-url "$peers" --reset-table
+  syslog-ng -f "$PWD/$scratch/syslog-ng/syslog-ng.conf" -p "$PWD/$scratch/syslog-ng/pid" \
+    -R "$PWD/$scratch/syslog-ng/persist" -c "$PWD/$scratch/syslog-ng/ctl"
+  measure_syslog "syslog-ng $(syslog-ng --version | head -1 | awk '{print $3}' | tr -d '()')" 15515
+  kill "$(cat "$scratch/syslog-ng/pid")"
+fi
 
 echo "== evident over HTTP into PostgreSQL"
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$scratch/server" --database-url "$base/evident_ingest" \

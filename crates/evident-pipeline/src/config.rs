@@ -42,11 +42,13 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     /// Defaults from measurement on a 2-core machine (see BENCHMARKS.md): under load a
-    /// commit takes whatever is queued, up to 8,000 events. Each commit rewrites every
-    /// index page it touches (the random event ids land all over their index), so big
-    /// commits carry far more events per second than small ones (1.9x the naive table
-    /// against 1.0x with commits of 500); under light load commits stay small by
-    /// themselves. Critical events do not wait behind a big commit: they are journaled
+    /// commit takes whatever is queued, up to 8,000 events, on either store. Each commit
+    /// rewrites every index page it touches (the random event ids land all over their
+    /// index), so big commits carry far more events per second than small ones (on the
+    /// embedded store 1.9x the naive table against 1.0x with commits of 500; on
+    /// PostgreSQL, where each commit also costs round trips and a WAL flush, as fast or
+    /// faster than commits of 2,000 in every paired run); under light load commits stay
+    /// small by themselves. Critical events do not wait behind a big commit: they are journaled
     /// first. Other events wait for the commit running when they arrive (about half a
     /// second at saturation on that machine).
     fn default() -> Self {
@@ -73,19 +75,6 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// Defaults for a PostgreSQL store: commits of up to 2,000 events. Each commit there
-    /// costs several round trips and a WAL flush, so bigger ones carry more events per
-    /// second (about 19% more over HTTP on a 2-core machine, BENCHMARKS.md); critical
-    /// events do not wait behind them, as they are journaled first.
-    pub fn for_postgres() -> Self {
-        let mut config = Self::default();
-        for knobs in &mut config.knobs {
-            knobs.max_batch = 2_000;
-        }
-        config.max_commit_events = 2_000;
-        config
-    }
-
     /// The knobs of `priority`.
     pub fn knobs(&self, priority: Priority) -> PriorityKnobs {
         self.knobs[usize::from(priority.rank())]

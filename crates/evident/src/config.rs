@@ -130,22 +130,20 @@ pub struct Config {
 
 impl Config {
     /// Reads and validates `path`; `None` gives the defaults.
-    pub fn load(path: Option<&Path>, postgres: bool) -> anyhow::Result<Config> {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let text = match path {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?,
             None => "version: 1".to_owned(),
         };
-        Self::parse(&text, postgres).with_context(|| match path {
+        Self::parse(&text).with_context(|| match path {
             Some(path) => format!("invalid configuration in {}", path.display()),
             None => "invalid default configuration".to_owned(),
         })
     }
 
-    /// Parses and validates configuration text. The pipeline's defaults are those of the
-    /// store in use: PostgreSQL when `postgres` (a database URL on the command line) or
-    /// when the text names a database URL, else the embedded store.
-    pub fn parse(text: &str, postgres: bool) -> anyhow::Result<Config> {
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
         let file: ConfigFile = serde_saphyr::from_str(text)?;
         if file.version != 1 {
             bail!(
@@ -153,11 +151,7 @@ impl Config {
                 file.version
             );
         }
-        let mut pipeline = if postgres || file.storage.database_url.is_some() {
-            PipelineConfig::for_postgres()
-        } else {
-            PipelineConfig::default()
-        };
+        let mut pipeline = PipelineConfig::default();
         let p = file.pipeline;
         pipeline.capacity_events = positive(
             "pipeline.capacity_events",
@@ -278,31 +272,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn postgres_gets_bigger_commits_unless_the_file_says_otherwise() {
-        let plain = Config::parse("version: 1", false).unwrap();
+    fn commits_take_up_to_8000_events_unless_the_file_says_otherwise() {
+        let plain = Config::parse("version: 1").unwrap();
         assert_eq!(plain.pipeline.max_commit_events, 8_000);
-        let flag = Config::parse("version: 1", true).unwrap();
-        assert_eq!(flag.pipeline.max_commit_events, 2_000);
-        assert_eq!(flag.pipeline.knobs(Priority::Info).max_batch, 2_000);
+        assert_eq!(plain.pipeline.knobs(Priority::Info).max_batch, 8_000);
         let named = "version: 1\nstorage:\n  database_url: postgres://h/db\n";
         assert_eq!(
-            Config::parse(named, false)
-                .unwrap()
-                .pipeline
-                .max_commit_events,
-            2_000
+            Config::parse(named).unwrap().pipeline.max_commit_events,
+            8_000
         );
         let set = "version: 1\npipeline:\n  max_commit_events: 300\n";
-        assert_eq!(
-            Config::parse(set, true).unwrap().pipeline.max_commit_events,
-            300
-        );
+        assert_eq!(Config::parse(set).unwrap().pipeline.max_commit_events, 300);
     }
 
     #[test]
     fn the_documented_example_parses() {
         let text = include_str!("../../../docs/evident.example.yaml");
-        let c = Config::parse(text, false).unwrap();
+        let c = Config::parse(text).unwrap();
         assert_eq!(c.pipeline.knobs(Priority::Critical).max_batch, 1);
         assert_eq!(
             c.pipeline.knobs(Priority::Info).max_wait,
@@ -357,7 +343,7 @@ mod tests {
                 "0 days",
             ),
         ] {
-            let err = format!("{:#}", Config::parse(text, false).unwrap_err());
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

@@ -27,7 +27,7 @@ pub const ADDR_FILE: &str = "evident.addr";
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Room for connections beside the store and rule files; the cap below keeps some.
     let open_files = crate::http::raise_open_file_limit();
-    let config = Config::load(args.config.as_deref(), args.database_url.is_some())?;
+    let config = Config::load(args.config.as_deref())?;
     let Stores {
         events: store,
         keys,

@@ -66,10 +66,7 @@ pub async fn run(args: FindingsBenchArgs) -> anyhow::Result<std::process::ExitCo
             (store.clone(), store)
         }
     };
-    let config = match args.database_url {
-        Some(_) => PipelineConfig::for_postgres(),
-        None => PipelineConfig::default(),
-    };
+    let config = PipelineConfig::default();
     let (detector, _) = Detector::from_sources(DEFAULT_PACK);
     let (pipeline, commit) = Pipeline::start(events, config);
     let (handle, detection) = stage::start(

@@ -43,6 +43,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         10,
         include_str!("../../migrations/postgres/0010_side_records.sql"),
     ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_drop_data_gin.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that keeps two starting servers from migrating at once.

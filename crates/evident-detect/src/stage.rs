@@ -32,7 +32,9 @@ use uuid::Uuid;
 /// Knobs of the detection stage.
 #[derive(Debug, Clone)]
 pub struct StageConfig {
-    /// Events read from the store at a time.
+    /// Events taken at a time (from the hub or the store); their findings are recorded
+    /// in one transaction, which waits for the commit running then, so a batch should
+    /// cover about a commit's worth of events.
     pub batch: usize,
     /// How often the correlation state is saved (and always at shutdown). After a crash,
     /// the events since the last save are run again to rebuild the windows.
@@ -45,7 +47,7 @@ pub struct StageConfig {
 impl Default for StageConfig {
     fn default() -> Self {
         Self {
-            batch: 1000,
+            batch: 10_000,
             save_state_every: Duration::from_secs(5),
             poll: Duration::from_secs(1),
         }

@@ -18,8 +18,9 @@ use tokio::sync::watch;
 
 /// Commits remembered for [`Commits::committed_at`].
 const RECENT: usize = 4096;
-/// Committed events kept in memory for followers (older ones are read from the store).
-const RECENT_EVENTS: usize = 10_000;
+/// Committed events kept in memory for followers (older ones are read from the store):
+/// a few commits of the biggest size.
+const RECENT_EVENTS: usize = 32_768;
 
 /// Where the committed stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

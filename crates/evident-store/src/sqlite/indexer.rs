@@ -15,14 +15,14 @@
 
 use super::schema;
 use super::term_segments::{self, TermIndex};
-use super::write::Writer;
+use super::write::WriterLock;
 use crate::error::StoreError;
 use evident_model::EncodedEvent;
 use rusqlite::{Connection, params};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 /// Commits the hand-over queue holds; past them the thread reads events back instead.
@@ -129,7 +129,7 @@ impl Pending {
     pub(crate) fn start(
         self,
         path: &Path,
-        writer: Weak<Mutex<Writer>>,
+        writer: Weak<WriterLock>,
     ) -> Result<Indexer, StoreError> {
         let reader = schema::open_reader(path)?;
         let indexed = term_segments::indexed(&reader)?;
@@ -157,7 +157,7 @@ struct Follower {
     /// Highest sequence number whose terms are buffered or in a segment.
     through: i64,
     reader: Connection,
-    writer: Weak<Mutex<Writer>>,
+    writer: Weak<WriterLock>,
     committed: Arc<AtomicI64>,
 }
 
@@ -199,8 +199,10 @@ impl Follower {
             }
             self.index.add(seq, &event.event);
             self.through = seq;
-            self.flush_if_full();
         }
+        // Once per commit, not per event: each write waits for the writer's connection,
+        // so a commit bigger than a segment makes one bigger segment, not several waits.
+        self.flush_if_full();
         self.report();
     }
 
@@ -225,8 +227,8 @@ impl Follower {
                     .unwrap_or_default();
                 self.index.add_terms(*seq, *time, &data);
                 self.through = *seq;
-                self.flush_if_full();
             }
+            self.flush_if_full();
             self.report();
             if (rows.len() as i64) < PAGE {
                 return Ok(());
@@ -247,7 +249,7 @@ impl Follower {
         let Some(segment) = self.index.segment() else {
             return;
         };
-        let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = writer.lock();
         if let Err(error) = self.index.write(writer.conn(), segment) {
             tracing::warn!(%error, "could not write a data-term segment; will retry");
         }

@@ -33,7 +33,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
-use write::Writer;
+use write::{Writer, WriterLock};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "evident.db";
@@ -53,7 +53,7 @@ struct Inner {
     /// writer it writes through is still there.
     indexer: indexer::Indexer,
     path: PathBuf,
-    writer: Arc<Mutex<Writer>>,
+    writer: Arc<WriterLock>,
     /// How long events are kept (the default policy unless set).
     retention: Mutex<RetentionPolicy>,
     readers: Mutex<Vec<Connection>>,
@@ -111,7 +111,7 @@ impl SqliteStore {
         } else {
             None
         };
-        let writer = Arc::new(Mutex::new(writer));
+        let writer = Arc::new(WriterLock::new(writer));
         let indexer = indexer.start(&path, Arc::downgrade(&writer))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -131,11 +131,7 @@ impl SqliteStore {
     /// Caps the database file at about `bytes` (SQLite's `max_page_count`): past it,
     /// commits fail as [`StoreError::Full`], as on a full disk. For quotas and tests.
     pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
-        let mut writer = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut writer = self.inner.writer.lock();
         let conn = writer.conn();
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let pages = (bytes as i64 / page_size.max(1)).max(1);
@@ -171,7 +167,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut writer = inner.writer.lock();
             f(&mut writer)
         })
         .await
@@ -414,7 +410,7 @@ impl EventStore for SqliteStore {
                 .clone();
             let removed = retention::enforce(&inner.writer, &policy, unix_micros(now))?;
             if removed > 0 {
-                let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut writer = inner.writer.lock();
                 term_segments::prune(writer.conn())?;
             }
             // Also after a run that removed nothing: the checkpoint a removed run waits

@@ -2,7 +2,7 @@
 //! one rule at a time (each type-prefix override, then each category with the overrides'
 //! types left out), so the writer is never held for long.
 
-use super::write::Writer;
+use super::write::WriterLock;
 use crate::error::StoreError;
 use crate::query::prefix_end;
 use crate::retention::RetentionPolicy;
@@ -15,7 +15,7 @@ const CHUNK: i64 = 2_000;
 
 /// Deletes every event past `policy` as of `now_micros`; returns how many.
 pub(crate) fn enforce(
-    writer: &std::sync::Mutex<Writer>,
+    writer: &WriterLock,
     policy: &RetentionPolicy,
     now_micros: i64,
 ) -> Result<u64, StoreError> {
@@ -59,11 +59,7 @@ fn exclude(clause: &mut String, values: &mut Vec<Sql>, prefix: &str) {
 
 /// Deletes the events matching `clause` (constant fragments, values bound) in chunks,
 /// recording the highest deleted sequence number so it is never handed out again.
-fn delete_matching(
-    writer: &std::sync::Mutex<Writer>,
-    clause: &str,
-    values: &[Sql],
-) -> Result<u64, StoreError> {
+fn delete_matching(writer: &WriterLock, clause: &str, values: &[Sql]) -> Result<u64, StoreError> {
     let sql = format!(
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {clause} LIMIT ?) RETURNING seq, leaf"
     );
@@ -71,9 +67,7 @@ fn delete_matching(
     params.push(Sql::Integer(CHUNK));
     let mut total = 0;
     loop {
-        let mut writer = writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut writer = writer.lock();
         let tx = writer
             .conn()
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -110,10 +104,8 @@ fn delete_matching(
 /// Folds the removed events at the start of the integrity log into its base frontier, up
 /// to the largest signed checkpoint they reach: that checkpoint then vouches for the
 /// frontier, and their kept leaf hashes can go. Returns how many were folded.
-pub(crate) fn fold_log_start(writer: &std::sync::Mutex<Writer>) -> Result<u64, StoreError> {
-    let mut writer = writer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+pub(crate) fn fold_log_start(writer: &WriterLock) -> Result<u64, StoreError> {
+    let mut writer = writer.lock();
     let tx = writer
         .conn()
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

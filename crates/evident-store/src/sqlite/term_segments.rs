@@ -59,7 +59,9 @@ impl TermIndex {
         self.buffer.events >= SEGMENT_EVENTS
     }
 
-    /// The segment of what is buffered (sorting and encoding, no database work).
+    /// The segment of what is buffered (sorting and encoding, no database work): at
+    /// least [`SEGMENT_EVENTS`] events when [`TermIndex::full`], more when the indexer
+    /// took a bigger commit at once.
     pub(crate) fn segment(&mut self) -> Option<Segment> {
         let (_, last) = self.buffer.seqs?;
         Some(Segment {

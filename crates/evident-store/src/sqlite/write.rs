@@ -21,6 +21,12 @@ pub(crate) struct Next {
     pub(crate) log: Frontier,
 }
 
+/// The lock around the writer: fair, so that when a commit ends, a follower waiting
+/// for the connection (the term indexer's segment, detection's findings) gets it before
+/// the writer takes it again for the next commit; an unfair lock let the writer win
+/// over and over while its followers fell further behind.
+pub(crate) type WriterLock = parking_lot::FairMutex<Writer>;
+
 /// The writer connection, the next sequence number to hand out, and the feed of the
 /// data-term indexer that follows what it stores.
 pub(crate) struct Writer {

@@ -9,9 +9,10 @@
 //! Nothing is skipped and nothing is indexed twice: the thread takes events in sequence
 //! order, and whatever it did not get from the writer (a full hand-over queue, events
 //! committed before a crash and not yet in a segment) it reads back from the store by
-//! sequence number, after the last segment. A segment is written in one transaction
-//! together with the merges it completes, so after a crash the index ends exactly where
-//! its last segment does.
+//! sequence number, after the last segment. A segment is written in one transaction,
+//! so after a crash the index ends exactly where its last segment does. Merges are read
+//! and encoded on this thread's own read connection and written in a transaction of
+//! their own (a crash between leaves a full level that the next merge takes).
 
 use super::schema;
 use super::term_segments::{self, TermIndex};
@@ -249,9 +250,28 @@ impl Follower {
         let Some(segment) = self.index.segment() else {
             return;
         };
-        let mut writer = writer.lock();
-        if let Err(error) = self.index.write(writer.conn(), segment) {
+        if let Err(error) = self.index.write(writer.lock().conn(), segment) {
             tracing::warn!(%error, "could not write a data-term segment; will retry");
+            return;
+        }
+        // Merges are read and encoded here, on this thread's own connection; only
+        // their writing takes the writer's.
+        loop {
+            match term_segments::prepare_merge(&self.reader) {
+                Ok(Some(merge)) => match term_segments::apply_merge(writer.lock().conn(), &merge) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not merge data-term segments; will retry");
+                        return;
+                    }
+                },
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read data-term segments to merge; will retry");
+                    return;
+                }
+            }
         }
     }
 

@@ -9,6 +9,16 @@ use crate::terms;
 use evident_model::{Event, unix_micros};
 use rusqlite::{Connection, params};
 
+/// Events buffered before a new segment is written. More than [`SEGMENT_EVENTS`]: each
+/// segment is written through the single writer's connection, between two commits, and
+/// fewer, bigger ones take less of the writer's time per event (the events not yet in a
+/// segment are searched directly meanwhile).
+#[cfg(not(test))]
+const FLUSH_EVENTS: usize = 8 * SEGMENT_EVENTS;
+/// As small as a segment in unit tests, so a few hundred events go through every level.
+#[cfg(test)]
+const FLUSH_EVENTS: usize = SEGMENT_EVENTS;
+
 /// The index's state: where its segments end and the terms of the events after them.
 pub(crate) struct TermIndex {
     /// Highest sequence number a segment covers.
@@ -56,12 +66,12 @@ impl TermIndex {
 
     /// True once enough events are buffered for a segment.
     pub(crate) fn full(&self) -> bool {
-        self.buffer.events >= SEGMENT_EVENTS
+        self.buffer.events >= FLUSH_EVENTS
     }
 
     /// The segment of what is buffered (sorting and encoding, no database work): at
-    /// least [`SEGMENT_EVENTS`] events when [`TermIndex::full`], more when the indexer
-    /// took a bigger commit at once.
+    /// least `FLUSH_EVENTS` events when [`TermIndex::full`], more when the indexer took
+    /// a bigger commit at once.
     pub(crate) fn segment(&mut self) -> Option<Segment> {
         let (_, last) = self.buffer.seqs?;
         Some(Segment {
@@ -72,12 +82,11 @@ impl TermIndex {
         })
     }
 
-    /// Writes `segment` (made by [`TermIndex::segment`]) and the merges it completes in
-    /// one transaction; on success the buffer is emptied.
+    /// Writes `segment` (made by [`TermIndex::segment`]) in one transaction; on success
+    /// the buffer is emptied. Full levels are merged afterwards ([`prepare_merge`]).
     pub(crate) fn write(&mut self, conn: &Connection, segment: Segment) -> Result<(), StoreError> {
         let tx = conn.unchecked_transaction()?;
         write_segment(&tx, 0, &segment)?;
-        merge_full_levels(&tx)?;
         tx.commit()?;
         self.indexed = segment.seqs.1;
         self.buffer = Buffer::default();
@@ -121,9 +130,18 @@ fn write_segment(conn: &Connection, level: i64, segment: &Segment) -> Result<(),
     Ok(())
 }
 
-/// Merges the oldest [`FANOUT`] segments of every level below [`TOP_LEVEL`] that has
-/// that many into one segment of the next level.
-fn merge_full_levels(conn: &Connection) -> Result<(), StoreError> {
+/// A merge prepared away from the writer: the segments it replaces and the one that
+/// replaces them.
+pub(crate) struct Merge {
+    level: i64,
+    group: Vec<i64>,
+    merged: Segment,
+}
+
+/// Prepares the merge of the oldest [`FANOUT`] segments of the lowest level below
+/// [`TOP_LEVEL`] that has that many, reading through `conn` (a read connection: the
+/// decoding and encoding happen without holding the writer).
+pub(crate) fn prepare_merge(conn: &Connection) -> Result<Option<Merge>, StoreError> {
     for level in 0..TOP_LEVEL {
         let group: Vec<(i64, i64, i64, i64, i64, i64)> = {
             let mut stmt = conn.prepare_cached(
@@ -166,13 +184,34 @@ fn merge_full_levels(conn: &Connection) -> Result<(), StoreError> {
             times: merged.times.unwrap_or((0, 0)),
             rows: merged.rows(),
         };
-        write_segment(conn, level + 1, &merged)?;
-        for &(id, ..) in &group {
-            conn.execute("DELETE FROM term_postings WHERE segment = ?1", [id])?;
-            conn.execute("DELETE FROM term_segments WHERE id = ?1", [id])?;
+        return Ok(Some(Merge {
+            level,
+            group: group.iter().map(|g| g.0).collect(),
+            merged,
+        }));
+    }
+    Ok(None)
+}
+
+/// Writes a prepared merge in one transaction on the writer's connection: the merged
+/// segment in, the segments it replaces out. Nothing is written when one of them is
+/// gone meanwhile (retention dropped it); `false` then.
+pub(crate) fn apply_merge(conn: &Connection, merge: &Merge) -> Result<bool, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let mut present = tx.prepare_cached("SELECT 1 FROM term_segments WHERE id = ?1")?;
+    for id in &merge.group {
+        if !present.exists([id])? {
+            return Ok(false);
         }
     }
-    Ok(())
+    drop(present);
+    write_segment(&tx, merge.level + 1, &merge.merged)?;
+    for id in &merge.group {
+        tx.execute("DELETE FROM term_postings WHERE segment = ?1", [id])?;
+        tx.execute("DELETE FROM term_segments WHERE id = ?1", [id])?;
+    }
+    tx.commit()?;
+    Ok(true)
 }
 
 /// Drops segments all of whose events retention has deleted.

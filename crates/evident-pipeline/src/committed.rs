@@ -19,8 +19,9 @@ use tokio::sync::watch;
 /// Commits remembered for [`Commits::committed_at`].
 const RECENT: usize = 4096;
 /// Committed events kept in memory for followers (older ones are read from the store):
-/// a few commits of the biggest size.
-const RECENT_EVENTS: usize = 32_768;
+/// about two commits of the biggest size. They are memory outside the queue's bounds,
+/// so no more.
+const RECENT_EVENTS: usize = 16_384;
 
 /// Where the committed stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,8 +145,8 @@ impl Commits {
                     recent.retired.push(old);
                 }
             }
-            // No follower is reading: free them here after all.
-            (recent.retired_events > RECENT_EVENTS).then(|| recent.take_retired())
+            // No follower came to free them soon: free them here after all.
+            (recent.retired_events > RECENT_EVENTS / 4).then(|| recent.take_retired())
         };
         drop(unclaimed);
         self.record(last, at);

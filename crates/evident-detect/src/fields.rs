@@ -182,15 +182,20 @@ impl<'a> RuleEvent<'a> {
 
     fn weekday(&self) -> Option<&'static str> {
         let t = time::OffsetDateTime::parse(self.time?, &Rfc3339).ok()?;
-        Some(match t.to_offset(time::UtcOffset::UTC).weekday() {
-            time::Weekday::Monday => "monday",
-            time::Weekday::Tuesday => "tuesday",
-            time::Weekday::Wednesday => "wednesday",
-            time::Weekday::Thursday => "thursday",
-            time::Weekday::Friday => "friday",
-            time::Weekday::Saturday => "saturday",
-            time::Weekday::Sunday => "sunday",
-        })
+        Some(weekday_name(t))
+    }
+}
+
+/// The [`WEEKDAY_FIELD`] value of `t`: its weekday in UTC, `monday` .. `sunday`.
+pub(crate) fn weekday_name(t: time::OffsetDateTime) -> &'static str {
+    match t.to_offset(time::UtcOffset::UTC).weekday() {
+        time::Weekday::Monday => "monday",
+        time::Weekday::Tuesday => "tuesday",
+        time::Weekday::Wednesday => "wednesday",
+        time::Weekday::Thursday => "thursday",
+        time::Weekday::Friday => "friday",
+        time::Weekday::Saturday => "saturday",
+        time::Weekday::Sunday => "sunday",
     }
 }
 

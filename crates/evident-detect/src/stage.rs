@@ -24,7 +24,6 @@ use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -140,7 +139,7 @@ impl DetectionHandle {
 
     /// How far detection is behind the commits right now.
     pub fn lag(&self) -> DetectionLag {
-        let head = self.commits.subscribe().borrow().seq;
+        let head = self.commits.head().seq;
         let done = self.stats.seq.load(Ordering::Relaxed);
         let events = (head - done).max(0);
         let seconds = if events == 0 {
@@ -325,11 +324,7 @@ impl Stage {
         if !record {
             return true;
         }
-        hits.extend(
-            matches
-                .into_iter()
-                .map(|m| hit(m, Some(event.id), event.facility.clone(), event.time)),
-        );
+        hits.extend(matches.into_iter().map(|m| hit(m, event)));
         true
     }
 
@@ -357,17 +352,15 @@ fn read_back(stored: Vec<(i64, Vec<u8>)>) -> Vec<CommittedEvent> {
         .collect()
 }
 
-/// The finding-to-be of one match.
-fn hit(m: Match, event: Option<Uuid>, facility: Option<String>, time: OffsetDateTime) -> Hit {
+/// The finding-to-be of one match on `event`.
+fn hit(m: Match, event: &Event) -> Hit {
     let mut events: Vec<Uuid> = m
         .events
         .iter()
         .filter_map(|id| Uuid::parse_str(id).ok())
         .collect();
-    if let Some(id) = event
-        && !events.contains(&id)
-    {
-        events.push(id);
+    if !events.contains(&event.id) {
+        events.push(event.id);
     }
     let group_key = crate::rules::group_key(&m.group);
     Hit {
@@ -380,11 +373,11 @@ fn hit(m: Match, event: Option<Uuid>, facility: Option<String>, time: OffsetDate
             .unwrap_or(Severity::Medium),
         group_key,
         tags: m.tags,
-        facility,
+        facility: event.facility.clone(),
         events,
         firings: 1,
-        first: time,
-        last: time,
+        first: event.time,
+        last: event.time,
     }
 }
 

@@ -136,15 +136,7 @@ impl<'a> TypedEvent<'a> {
     }
 
     fn weekday(&self) -> &'static str {
-        match self.event.time.to_offset(time::UtcOffset::UTC).weekday() {
-            time::Weekday::Monday => "monday",
-            time::Weekday::Tuesday => "tuesday",
-            time::Weekday::Wednesday => "wednesday",
-            time::Weekday::Thursday => "thursday",
-            time::Weekday::Friday => "friday",
-            time::Weekday::Saturday => "saturday",
-            time::Weekday::Sunday => "sunday",
-        }
+        crate::fields::weekday_name(self.event.time)
     }
 }
 

@@ -187,6 +187,11 @@ impl Commits {
         self.head.send_modify(|head| head.closed = true);
     }
 
+    /// Where the stream stands now.
+    pub fn head(&self) -> Head {
+        *self.head.borrow()
+    }
+
     /// A receiver that wakes whenever more is committed or the stream closes.
     pub fn subscribe(&self) -> watch::Receiver<Head> {
         self.head.subscribe()

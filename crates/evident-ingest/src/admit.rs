@@ -5,7 +5,7 @@ use crate::error::{DecodeError, FieldError, Rejection};
 use crate::limits::Limits;
 use crate::normalize::normalize_with;
 use crate::priorities::PriorityRules;
-use evident_model::EncodedEvent;
+use evident_model::{EncodedEvent, Event};
 use time::OffsetDateTime;
 
 /// What admission made of one request.
@@ -44,10 +44,37 @@ pub fn admit_with(
     priorities: &PriorityRules,
     received_at: OffsetDateTime,
 ) -> Result<Admission, DecodeError> {
-    let mut admission = Admission::default();
+    normalize_body(body, format, limits, priorities, received_at).map(|n| n.encode(limits))
+}
+
+/// What admission made of one request before encoding: the valid events as typed
+/// events, so transforms (sealing personal data) can change them before they are encoded
+/// once, and the refused ones.
+#[derive(Debug, Default)]
+pub struct Normalized {
+    /// Position in the request of each valid event, in request order.
+    pub indices: Vec<usize>,
+    /// The valid events, parallel to `indices`.
+    pub events: Vec<Event>,
+    /// Invalid events with every rule each broke, in request order.
+    pub rejected: Vec<Rejection>,
+    /// The body line of each event by its position (NDJSON; empty for JSON).
+    pub lines: Vec<usize>,
+}
+
+/// Decodes, bounds-checks, normalizes and validates every event of `body`, leaving the
+/// valid ones unencoded; [`Normalized::encode`] finishes admission.
+pub fn normalize_body(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+    priorities: &PriorityRules,
+    received_at: OffsetDateTime,
+) -> Result<Normalized, DecodeError> {
+    let mut normalized = Normalized::default();
     for (index, (line, item)) in decode(body, format, limits)?.into_iter().enumerate() {
         if let Some(line) = line {
-            admission.lines.push(line);
+            normalized.lines.push(line);
         }
         let result = item.and_then(|raw| {
             check_bounds(&raw, limits)
@@ -61,24 +88,47 @@ pub fn admit_with(
         });
         match result {
             Ok(event) => {
-                let encoded = EncodedEvent::new(event);
-                if encoded.bytes.len() > limits.max_event_bytes {
-                    let reason = format!(
-                        "event encodes to {} bytes, over the {}-byte limit",
-                        encoded.bytes.len(),
-                        limits.max_event_bytes
-                    );
-                    admission.rejected.push(Rejection {
-                        index,
-                        line,
-                        errors: vec![FieldError::new("", reason)],
-                    });
-                } else {
-                    admission.accepted.push((index, encoded));
-                }
+                normalized.indices.push(index);
+                normalized.events.push(event);
             }
-            Err(rejection) => admission.rejected.push(rejection),
+            Err(rejection) => normalized.rejected.push(rejection),
         }
     }
-    Ok(admission)
+    Ok(normalized)
+}
+
+impl Normalized {
+    /// Encodes each valid event canonically, refusing those whose encoding is over
+    /// `limits.max_event_bytes`.
+    pub fn encode(self, limits: &Limits) -> Admission {
+        let mut admission = Admission {
+            accepted: Vec::with_capacity(self.events.len()),
+            rejected: self.rejected,
+            lines: self.lines,
+        };
+        let mut oversized = false;
+        for (index, event) in self.indices.into_iter().zip(self.events) {
+            let encoded = EncodedEvent::new(event);
+            if encoded.bytes.len() > limits.max_event_bytes {
+                let reason = format!(
+                    "event encodes to {} bytes, over the {}-byte limit",
+                    encoded.bytes.len(),
+                    limits.max_event_bytes
+                );
+                let line = admission.lines.get(index).copied();
+                admission.rejected.push(Rejection {
+                    index,
+                    line,
+                    errors: vec![FieldError::new("", reason)],
+                });
+                oversized = true;
+            } else {
+                admission.accepted.push((index, encoded));
+            }
+        }
+        if oversized {
+            admission.rejected.sort_by_key(|r| r.index);
+        }
+        admission
+    }
 }

@@ -22,7 +22,7 @@ pub mod normalize;
 pub mod priorities;
 pub mod strict;
 
-pub use admit::{Admission, admit, admit_with};
+pub use admit::{Admission, Normalized, admit, admit_with, normalize_body};
 pub use decode::BodyFormat;
 pub use error::{DecodeError, FieldError, Rejection};
 pub use limits::Limits;

@@ -198,7 +198,10 @@ impl Dedup {
                     hasher.update(at.to_string().as_bytes());
                 }
             }
-            None => hasher.update(without_id_and_times(encoded)),
+            None => {
+                hasher.update(without_id_and_times(encoded));
+                hasher.update([u8::from(e.service_record)]);
+            }
         }
         let digest = hasher.finalize();
         let mut fp = [0u8; 16];
@@ -207,16 +210,32 @@ impl Dedup {
     }
 }
 
-/// The canonical bytes of `encoded` from its `type` on: everything but the id, the time
-/// and the receipt time, which the encoding puts first. Their text holds no `"` (a UUID
-/// and two RFC 3339 times), so the first `,"type":` is where the rest begins.
+/// The canonical bytes of `encoded` from its `type` on, up to its `sealed` object:
+/// everything but the id, the time, the receipt time (which the encoding puts first) and
+/// the ciphertexts of sealed personal fields (which differ between two events of the same
+/// subject; their pseudonyms, in the fields themselves, do not). The id and times hold no
+/// `"` (a UUID and two RFC 3339 times), so the first `,"type":` is where the rest begins;
+/// `sealed` comes after every field a client can fill, and strings escape their quotes, so
+/// the last `,"sealed":{` is the real one. Only a service record can carry a field after
+/// it, so the caller hashes that flag apart.
 fn without_id_and_times(encoded: &EncodedEvent) -> &[u8] {
     const TYPE: &[u8] = b",\"type\":";
-    let bytes = &encoded.bytes;
-    bytes
+    const SEALED: &[u8] = b",\"sealed\":{";
+    let bytes = encoded.bytes.as_slice();
+    let from = bytes
         .windows(TYPE.len())
         .position(|w| w == TYPE)
-        .map_or(bytes.as_slice(), |at| &bytes[at..])
+        .unwrap_or(0);
+    let to = if encoded.event.sealed.is_some() {
+        bytes
+            .windows(SEALED.len())
+            .rposition(|w| w == SEALED)
+            .filter(|&at| at >= from)
+            .unwrap_or(bytes.len())
+    } else {
+        bytes.len()
+    };
+    &bytes[from..to]
 }
 
 /// The summary event of a closed window: `count` events were folded into `original`.
@@ -279,6 +298,44 @@ mod tests {
         assert_eq!(
             d.decide(&same(&first), later),
             Decision::Fold(next.event.id)
+        );
+    }
+
+    fn sealed(e: &EncodedEvent, pseudonym: &str, ciphertext: &str) -> EncodedEvent {
+        let mut copy = e.event.clone();
+        copy.actor.user_id = Some(pseudonym.to_owned());
+        copy.sealed = Some(evident_model::Sealed {
+            key: pseudonym.to_owned(),
+            fields: [("actor.user_id".to_owned(), ciphertext.to_owned())].into(),
+            erased: false,
+        });
+        EncodedEvent::new(copy)
+    }
+
+    #[test]
+    fn sealed_repeats_of_one_subject_fold_whatever_their_ciphertexts() {
+        let mut d = Dedup::new(DedupConfig::default());
+        let now = Instant::now();
+        let plain = event("equipment.status", 1, Severity::Low);
+        let first = sealed(&plain, "p-alice", "c1");
+        assert_eq!(d.decide(&first, now), Decision::Store);
+        d.settle([(first.event.id, true)]);
+        let repeat = sealed(&same(&first), "p-alice", "c2");
+        assert_eq!(d.decide(&repeat, now), Decision::Fold(first.event.id));
+        let other = sealed(&same(&first), "p-bob", "c3");
+        assert_eq!(
+            d.decide(&other, now),
+            Decision::Store,
+            "another subject's event is not a repeat"
+        );
+        let mut data = same(&first).event;
+        data.data
+            .insert("sealed".into(), serde_json::json!({"key": "x"}));
+        let data = sealed(&EncodedEvent::new(data), "p-alice", "c4");
+        assert_eq!(
+            d.decide(&data, now),
+            Decision::Store,
+            "a `sealed` key inside data is content, not the seal"
         );
     }
 

@@ -10,10 +10,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use evident_ingest::{
-    Admission, BodyFormat, DecodeError, Limits, PriorityRules, Rejection, admit_with,
+    Admission, BodyFormat, DecodeError, Limits, Normalized, PriorityRules, Rejection,
+    normalize_body,
 };
 use evident_model::Priority;
 use evident_pipeline::{Ack, EventOutcome, RefusalReason};
+use evident_privacy::Privacy;
 use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -115,6 +117,7 @@ pub async fn ingest(
         state.limits,
         state.priorities.clone(),
         state.admission_permits.clone(),
+        state.pipeline.privacy().cloned(),
     )
     .await?;
     state.pipeline.count_invalid(admission.rejected.len());
@@ -248,15 +251,16 @@ async fn admit_body(
     limits: Limits,
     priorities: Arc<PriorityRules>,
     permits: Arc<tokio::sync::Semaphore>,
+    privacy: Option<Arc<Privacy>>,
 ) -> Result<Admission, ApiError> {
     // A compressed body may decode to the limit: never decode it on an async worker.
     let large =
         body.len() > INLINE_ADMIT_BYTES || encoding != crate::encoding::ContentEncoding::Identity;
-    let run = move || {
+    let normalize = move || {
         let body = encoding.decode(body, limits.max_body_bytes)?;
         let format =
             BodyFormat::from_content_type(content_type.as_deref(), &body).map_err(decode_error)?;
-        admit_with(
+        normalize_body(
             &body,
             format,
             &limits,
@@ -273,12 +277,40 @@ async fn admit_body(
             .acquire_owned()
             .await
             .map_err(|_| ApiError::Internal)?;
-        tokio::task::spawn_blocking(run)
-            .await
-            .map_err(|_| ApiError::Internal)?
+        tokio::task::spawn_blocking(move || {
+            seal_and_encode(normalize()?, privacy.as_deref(), &limits)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)?
     } else {
-        run()
+        let normalized = normalize()?;
+        // Sealing may store new subjects' keys: off the async workers.
+        match privacy {
+            Some(privacy) if normalized.events.iter().any(|e| privacy.applies_to(e)) => {
+                tokio::task::spawn_blocking(move || {
+                    seal_and_encode(normalized, Some(&privacy), &limits)
+                })
+                .await
+                .map_err(|_| ApiError::Internal)?
+            }
+            _ => Ok(normalized.encode(&limits)),
+        }
     }
+}
+
+/// Seals the personal fields of a request's valid events (when protection is on), then
+/// encodes each event once.
+fn seal_and_encode(
+    mut normalized: Normalized,
+    privacy: Option<&Privacy>,
+    limits: &Limits,
+) -> Result<Admission, ApiError> {
+    if let Some(privacy) = privacy {
+        privacy.seal(&mut normalized.events).map_err(|e| {
+            ApiError::Unavailable(format!("personal data could not be sealed: {e}"))
+        })?;
+    }
+    Ok(normalized.encode(limits))
 }
 
 /// A body that could not be read: over the size limit (413), or cut off, stalled past

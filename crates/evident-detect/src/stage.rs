@@ -1,9 +1,10 @@
 //! The detection stage: follows the committed stream, runs every event through the
 //! rules, and records what fires as findings.
 //!
-//! The stage takes committed events in sequence order: from the committed stream's hub
-//! while it keeps up, else back from the store, so it never misses one however far it
-//! falls behind, and resumes where it stopped after a restart. Two positions are kept in the store:
+//! The stage takes committed events in sequence order through an
+//! [`evident_stream::Follower`]: from the committed stream's hub while it keeps up, else
+//! back from the store, so it never misses one however far it falls behind, and resumes
+//! where it stopped after a restart. Two positions are kept in the store:
 //!
 //! - `done_seq`, written in the same transaction as the findings: every event up to it
 //!   has had its findings recorded, so none is recorded twice;
@@ -16,15 +17,15 @@
 //! same answers as the first pass did.
 
 use crate::rules::{Detector, Match};
-use evident_model::{EncodedEvent, Event, Severity};
-use evident_pipeline::{Commits, CommittedEvent, Head};
+use evident_model::{Event, Severity};
 use evident_store::{FindingStore, Hit, StoreError};
+use evident_stream::{Commits, CommittedLog, Follower};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -108,14 +109,7 @@ pub const LAG_EVENTS: &str = "evident_detection_lag_events";
 pub const LAG_SECONDS: &str = "evident_detection_lag_seconds";
 
 /// How far detection is behind the commits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DetectionLag {
-    /// Committed events not yet run through the rules.
-    pub events: i64,
-    /// Age of the oldest of them, from its commit (at least this old when its commit is
-    /// too old to be remembered); 0 when caught up.
-    pub seconds: f64,
-}
+pub type DetectionLag = evident_stream::Lag;
 
 /// A running detection stage.
 #[derive(Clone)]
@@ -139,25 +133,17 @@ impl DetectionHandle {
 
     /// How far detection is behind the commits right now.
     pub fn lag(&self) -> DetectionLag {
-        let head = self.commits.head().seq;
-        let done = self.stats.seq.load(Ordering::Relaxed);
-        let events = (head - done).max(0);
-        let seconds = if events == 0 {
-            0.0
-        } else {
-            self.commits
-                .committed_at(done + 1)
-                .or_else(|| self.commits.oldest_commit())
-                .map_or(0.0, |at| at.elapsed().as_secs_f64())
-        };
-        DetectionLag { events, seconds }
+        self.commits
+            .lag_after(self.stats.seq.load(Ordering::Relaxed))
     }
 }
 
-/// Starts the detection stage with `detector` over `store`, following `commits`. It
-/// ends once the committed stream closes and everything committed has been detected.
+/// Starts the detection stage with `detector`, recording into `store`, following
+/// `commits` and reading `log` for what the hub no longer holds. It ends once the
+/// committed stream closes and everything committed has been detected.
 pub fn start(
     store: Arc<dyn FindingStore>,
+    log: Arc<dyn CommittedLog>,
     detector: Detector,
     commits: Arc<Commits>,
     config: StageConfig,
@@ -171,8 +157,8 @@ pub fn start(
     };
     let stage = Stage {
         store,
+        log,
         detector,
-        head: commits.subscribe(),
         commits,
         config,
         stats: stats.clone(),
@@ -186,8 +172,8 @@ pub fn start(
 
 struct Stage {
     store: Arc<dyn FindingStore>,
+    log: Arc<dyn CommittedLog>,
     detector: Detector,
-    head: watch::Receiver<Head>,
     commits: Arc<Commits>,
     config: StageConfig,
     stats: Arc<DetectionStats>,
@@ -218,22 +204,19 @@ impl Stage {
             "detection stage started"
         );
         let mut saved = (cursor, Instant::now());
+        let mut follower =
+            Follower::new("detection", self.commits.clone(), self.log.clone(), cursor)
+                .with_batch(self.config.batch)
+                .with_poll(self.config.poll);
         loop {
             while let Ok(detector) = self.replacements.try_recv() {
                 self.swap(detector);
             }
-            let batch = match self.commits.events_after(cursor, self.config.batch) {
-                Some(held) => held,
-                None => {
-                    let stored = retry("read committed events", || {
-                        self.store.committed_after(cursor, self.config.batch)
-                    })
-                    .await;
-                    read_back(stored)
-                }
-            };
+            // Whether the stream had closed before this read: then an empty read means
+            // everything committed has been handed out.
+            let closed = follower.closed();
+            let batch = follower.read_retrying().await;
             if batch.is_empty() {
-                let closed = self.head.borrow().closed;
                 if cursor != saved.0
                     && (closed || saved.1.elapsed() >= self.config.save_state_every)
                 {
@@ -243,7 +226,10 @@ impl Stage {
                 if closed {
                     break;
                 }
-                self.wait().await;
+                tokio::select! {
+                    () = follower.wait() => {}
+                    Some(detector) = self.replacements.recv() => self.swap(detector),
+                }
                 continue;
             }
             let last = batch.last().map_or(cursor, |e| e.seq);
@@ -287,20 +273,6 @@ impl Stage {
         tracing::debug!(seq = cursor, "detection stage stopped");
     }
 
-    /// Waits until more is committed, the rules change, or the poll interval passes.
-    async fn wait(&mut self) {
-        tokio::select! {
-            changed = self.head.changed() => {
-                if changed.is_err() {
-                    // The hub is gone with the pipeline: poll until told to stop.
-                    tokio::time::sleep(self.config.poll).await;
-                }
-            }
-            Some(detector) = self.replacements.recv() => self.swap(detector),
-            _ = tokio::time::sleep(self.config.poll) => {}
-        }
-    }
-
     fn swap(&mut self, mut detector: Detector) {
         if let Err(reason) = detector.restore_state(&self.detector.save_state()) {
             tracing::warn!(%reason, "correlation windows restart empty with the new rules");
@@ -335,21 +307,6 @@ impl Stage {
             tracing::warn!(%error, "correlation state not saved");
         }
     }
-}
-
-/// Events read back from the store, as the hub would have handed them out; one that does
-/// not decode is left out (and said so), as detection cannot run on it.
-fn read_back(stored: Vec<(i64, Vec<u8>)>) -> Vec<CommittedEvent> {
-    stored
-        .into_iter()
-        .filter_map(|(seq, bytes)| match serde_json::from_slice::<Event>(&bytes) {
-            Ok(event) => Some(CommittedEvent::new(seq, EncodedEvent { event, bytes })),
-            Err(error) => {
-                tracing::error!(seq, %error, "a stored event does not decode; skipped by detection");
-                None
-            }
-        })
-        .collect()
 }
 
 /// The finding-to-be of one match on `event`.

@@ -93,7 +93,13 @@ async fn a_restart_replays_from_saved_state_without_recording_twice() {
     {
         let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
         let (pipeline, commit) = Pipeline::start(store.clone(), PipelineConfig::default());
-        let (handle, detection) = stage::start(store.clone(), pack(), pipeline.commits(), config());
+        let (handle, detection) = stage::start(
+            store.clone(),
+            store.clone(),
+            pack(),
+            pipeline.commits(),
+            config(),
+        );
         let mut events: Vec<_> = (0..6).map(|i| failure("u1", i)).collect();
         events.extend((0..3).map(|i| failure("u2", i)));
         pipeline.submit(events, Ack::Commit).await.unwrap();
@@ -134,7 +140,13 @@ async fn a_restart_replays_from_saved_state_without_recording_twice() {
         }
     };
     let (pipeline, commit) = Pipeline::start(store.clone(), PipelineConfig::default());
-    let (_handle, detection) = stage::start(store.clone(), pack(), pipeline.commits(), config());
+    let (_handle, detection) = stage::start(
+        store.clone(),
+        store.clone(),
+        pack(),
+        pipeline.commits(),
+        config(),
+    );
     // u2's three failures before the restart count: two more make five.
     pipeline
         .submit(vec![failure("u2", 3), failure("u2", 4)], Ack::Commit)
@@ -160,7 +172,13 @@ async fn events_outside_the_window_or_spread_over_groups_do_not_fire() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_exclusive(dir.path()).unwrap());
     let (pipeline, commit) = Pipeline::start(store.clone(), PipelineConfig::default());
-    let (_handle, detection) = stage::start(store.clone(), pack(), pipeline.commits(), config());
+    let (_handle, detection) = stage::start(
+        store.clone(),
+        store.clone(),
+        pack(),
+        pipeline.commits(),
+        config(),
+    );
     // Five failures 90 s apart: 6 minutes from first to last, never 5 within 5 minutes.
     let spread: Vec<_> = (0..5).map(|i| failure("slow", i * 90)).collect();
     // Five failures within a minute, spread over five users.

@@ -16,12 +16,11 @@
 //! - [`stats`]: the counters behind `/api/v1/stats/pipeline` and `/metrics`;
 //!   [`metrics`](crate::metrics): the metric names.
 //!
-//! - [`committed`]: the committed stream's hub, which the stages after the commit
-//!   (detection, live streaming) follow.
+//! The commit stage tells the committed stream's hub ([`evident_stream::Commits`]) what
+//! it committed; the stages after the commit follow it.
 //! - [`system`]: events the service raises about itself (store failures, erasures).
 
 mod commit;
-pub mod committed;
 pub mod config;
 pub mod dedup;
 pub mod metrics;
@@ -33,7 +32,6 @@ pub mod stats;
 pub mod system;
 mod windows;
 
-pub use committed::{Commits, CommittedEvent, Head};
 pub use config::{PipelineConfig, PriorityKnobs};
 pub use dedup::DedupConfig;
 pub use pipeline::{Ack, Pipeline, PipelineError};

@@ -53,7 +53,7 @@ pub(crate) struct Shared {
     /// The store (folds and summaries are written directly, outside the lanes).
     pub store: Arc<dyn EventStore>,
     /// The committed stream's hub.
-    pub commits: Arc<crate::committed::Commits>,
+    pub commits: Arc<evident_stream::Commits>,
     /// Personal data protection, when configured: applied to every event before it is
     /// queued, so the journal, the store and everything downstream see only pseudonyms
     /// and ciphertext.
@@ -422,7 +422,7 @@ impl Pipeline {
     }
 
     /// The committed stream's hub, for the stages that follow the commit.
-    pub fn commits(&self) -> Arc<crate::committed::Commits> {
+    pub fn commits(&self) -> Arc<evident_stream::Commits> {
         self.shared.commits.clone()
     }
 

@@ -226,14 +226,6 @@ pub struct DetectionCheckpoint {
 /// Findings storage, and what the detection stage reads and records.
 #[async_trait]
 pub trait FindingStore: Send + Sync + 'static {
-    /// Committed events after sequence number `seq`, in order, at most `limit`:
-    /// `(seq, canonical bytes)`.
-    async fn committed_after(
-        &self,
-        seq: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
-
     /// Where detection stopped (zero and no state on a new store).
     async fn detection_checkpoint(&self) -> Result<DetectionCheckpoint, StoreError>;
 

@@ -30,6 +30,7 @@
 //! an id already stored is reported as a duplicate and not stored again.
 
 pub mod columns;
+mod committed;
 pub mod error;
 pub mod findings;
 mod integrity;

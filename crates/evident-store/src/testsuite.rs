@@ -1009,7 +1009,7 @@ where
 /// The detection stage reads committed events back in order and keeps its state.
 pub async fn detection_reads_committed_events_and_keeps_state<S>(store: &S)
 where
-    S: EventStore + crate::FindingStore,
+    S: EventStore + crate::FindingStore + evident_stream::CommittedLog,
 {
     let events: Vec<_> = (0..10)
         .map(|i| event("user.login", i, Severity::Info))
@@ -1017,13 +1017,14 @@ where
     store.append(events.clone().into()).await.unwrap();
     let first = store.committed_after(0, 4).await.unwrap();
     assert_eq!(
-        first.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        first.iter().map(|e| e.seq).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    assert_eq!(first[0].1, events[0].bytes);
+    assert_eq!(first[0].encoded().bytes, events[0].bytes);
+    assert_eq!(first[0].encoded().event.id, events[0].event.id);
     let rest = store.committed_after(4, 100).await.unwrap();
     assert_eq!(rest.len(), 6);
-    assert_eq!(rest.last().unwrap().1, events[9].bytes);
+    assert_eq!(rest.last().unwrap().encoded().bytes, events[9].bytes);
     assert!(store.committed_after(10, 100).await.unwrap().is_empty());
     assert_eq!(store.detection_checkpoint().await.unwrap().state, None);
     store

@@ -12,6 +12,7 @@ use evident_pipeline::Pipeline;
 use evident_store::{
     EventStore, FindingStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance,
 };
+use evident_stream::CommittedLog;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
@@ -32,6 +33,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         events: store,
         keys,
         findings,
+        committed,
         log,
         maintenance,
     } = open_store(&args, &config).await?;
@@ -51,6 +53,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let (detection, detection_task) = evident_detect::stage::start(
         findings.clone(),
+        committed.clone(),
         detector,
         pipeline.commits(),
         evident_detect::StageConfig::default(),
@@ -225,6 +228,8 @@ struct Stores {
     events: Arc<dyn EventStore>,
     keys: Arc<dyn KeyStore>,
     findings: Arc<dyn FindingStore>,
+    /// The same store, as the committed stream's log that followers read back.
+    committed: Arc<dyn CommittedLog>,
     /// The same store, as the integrity log the service signs.
     log: SignedLog,
     maintenance: tokio::task::JoinHandle<()>,
@@ -283,6 +288,7 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 events: store.clone(),
                 keys: store.clone(),
                 findings: store.clone(),
+                committed: store.clone(),
                 log: SignedLog::Postgres(store),
             })
         }
@@ -301,6 +307,7 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 events: store.clone(),
                 keys: store.clone(),
                 findings: store.clone(),
+                committed: store.clone(),
                 log: SignedLog::Embedded(store),
             })
         }

@@ -31,6 +31,7 @@ use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use evident_model::{EncodedEvent, unix_micros};
+use evident_stream::{CommittedEvent, CommittedLog, LogError};
 use partitions::{PartitionKey, Partitions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -519,16 +520,25 @@ impl EventStore for PgStore {
 }
 
 #[async_trait]
-impl FindingStore for PgStore {
+impl CommittedLog for PgStore {
     async fn committed_after(
         &self,
         seq: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let client = self.client().await?;
-        findings::committed_after(&client, seq, limit).await
+    ) -> Result<Vec<CommittedEvent>, LogError> {
+        let read = async {
+            let client = self.client().await?;
+            findings::committed_after(&client, seq, limit).await
+        };
+        let stored = read
+            .await
+            .map_err(|e| crate::committed::log_error(seq, &e))?;
+        Ok(crate::committed::decode(stored))
     }
+}
 
+#[async_trait]
+impl FindingStore for PgStore {
     async fn detection_checkpoint(&self) -> Result<DetectionCheckpoint, StoreError> {
         let client = self.client().await?;
         findings::checkpoint(&client).await

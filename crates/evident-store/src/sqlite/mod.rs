@@ -27,6 +27,7 @@ use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
 use async_trait::async_trait;
 use evident_model::{EncodedEvent, unix_micros};
+use evident_stream::{CommittedEvent, CommittedLog, LogError};
 use rusqlite::Connection;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -427,16 +428,22 @@ impl EventStore for SqliteStore {
 }
 
 #[async_trait]
-impl FindingStore for SqliteStore {
+impl CommittedLog for SqliteStore {
     async fn committed_after(
         &self,
         seq: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        self.with_reader(move |c| findings::committed_after(c, seq, limit))
+    ) -> Result<Vec<CommittedEvent>, LogError> {
+        let stored = self
+            .with_reader(move |c| findings::committed_after(c, seq, limit))
             .await
+            .map_err(|e| crate::committed::log_error(seq, &e))?;
+        Ok(crate::committed::decode(stored))
     }
+}
 
+#[async_trait]
+impl FindingStore for SqliteStore {
     async fn detection_checkpoint(&self) -> Result<DetectionCheckpoint, StoreError> {
         self.with_reader(findings::checkpoint).await
     }

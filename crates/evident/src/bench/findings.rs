@@ -12,6 +12,7 @@ use anyhow::Context;
 use evident_detect::{Detector, StageConfig, pack::DEFAULT_PACK, stage};
 use evident_pipeline::{Ack, Pipeline, PipelineConfig};
 use evident_store::{EventStore, FindingStore, PgStore, RetentionPolicy, SqliteStore};
+use evident_stream::CommittedLog;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -46,15 +47,18 @@ pub async fn run(args: FindingsBenchArgs) -> anyhow::Result<std::process::ExitCo
         args.batch > 0 && args.rate > 0,
         "--batch and --rate must be positive"
     );
-    let (events, findings): (Arc<dyn EventStore>, Arc<dyn FindingStore>) = match &args.database_url
-    {
+    let (events, findings, committed): (
+        Arc<dyn EventStore>,
+        Arc<dyn FindingStore>,
+        Arc<dyn CommittedLog>,
+    ) = match &args.database_url {
         Some(url) => {
             let store = Arc::new(
                 PgStore::connect(url, RetentionPolicy::default())
                     .await
                     .context("cannot open the PostgreSQL store")?,
             );
-            (store.clone(), store)
+            (store.clone(), store.clone(), store)
         }
         None => {
             if args.dir.try_exists()? {
@@ -63,7 +67,7 @@ pub async fn run(args: FindingsBenchArgs) -> anyhow::Result<std::process::ExitCo
             }
             let store =
                 Arc::new(SqliteStore::open_exclusive(&args.dir).context("cannot open the store")?);
-            (store.clone(), store)
+            (store.clone(), store.clone(), store)
         }
     };
     let config = PipelineConfig::default();
@@ -71,6 +75,7 @@ pub async fn run(args: FindingsBenchArgs) -> anyhow::Result<std::process::ExitCo
     let (pipeline, commit) = Pipeline::start(events, config);
     let (handle, detection) = stage::start(
         findings,
+        committed,
         detector,
         pipeline.commits(),
         StageConfig::default(),

@@ -1,5 +1,4 @@
-//! The committed stream: what the stages after the commit (detection, live streaming)
-//! follow.
+//! The hub of the committed stream: where the commit stage says what it committed.
 //!
 //! The store is the stream: every committed event has its sequence number, and a
 //! follower reads events after the last one it handled. This hub says when there is
@@ -8,7 +7,7 @@
 //! keeps the last few thousand committed events in memory, so a follower that keeps up
 //! takes them from here instead of reading them back from the store. A follower that
 //! falls behind, or events committed outside the pipeline's lanes, are read from the
-//! store: nothing is lost either way.
+//! store (the [`crate::CommittedLog`]): nothing is lost either way.
 
 use evident_model::EncodedEvent;
 use std::collections::VecDeque;
@@ -32,6 +31,16 @@ pub struct Head {
     pub closed: bool,
 }
 
+/// How far a follower is behind the commits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// Committed events not handled yet.
+    pub events: i64,
+    /// Age of the oldest of them, from its commit (at least this old when its commit is
+    /// too old to be remembered); 0 when caught up.
+    pub seconds: f64,
+}
+
 /// One committed event as a follower gets it: its sequence number and the event, shared
 /// with the commit that stored it (nothing is copied or parsed again).
 #[derive(Clone)]
@@ -43,7 +52,7 @@ pub struct CommittedEvent {
 }
 
 impl CommittedEvent {
-    /// An event read back from the store.
+    /// An event on its own, as read back from the store.
     pub fn new(seq: i64, event: EncodedEvent) -> Self {
         Self {
             seq,
@@ -200,6 +209,19 @@ impl Commits {
     /// When the oldest commit still remembered happened.
     pub fn oldest_commit(&self) -> Option<Instant> {
         self.recent().times.front().map(|(_, at)| *at)
+    }
+
+    /// How far a follower that has handled every event up to `done` is behind.
+    pub fn lag_after(&self, done: i64) -> Lag {
+        let events = (self.head().seq - done).max(0);
+        let seconds = if events == 0 {
+            0.0
+        } else {
+            self.committed_at(done + 1)
+                .or_else(|| self.oldest_commit())
+                .map_or(0.0, |at| at.elapsed().as_secs_f64())
+        };
+        Lag { events, seconds }
     }
 
     /// When the event with sequence number `seq` was committed, if that was recent.

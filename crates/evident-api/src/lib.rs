@@ -4,7 +4,7 @@
 //!
 //! - [`router`]: every route and its handler, in one table.
 //! - [`routes`]: handlers (ingest, events, findings, rules, integrity, privacy, stats,
-//!   pipeline statistics, dead letters, metrics, health).
+//!   pipeline statistics, dead letters, metrics, health, the live stream).
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
 //! - [`inflight`]: the budget of request bytes taken in at once (429 past it).
 //! - [`encoding`]: `Content-Encoding` of request bodies (gzip).
@@ -76,6 +76,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/privacy/subjects/{id}",
             get(routes::privacy::subject),
+        )
+        .route("/api/v1/stream", get(routes::stream::websocket))
+        .route("/api/v1/stream/sse", get(routes::stream::sse))
+        .route(
+            "/api/v1/stream/token",
+            axum::routing::post(routes::stream::token),
         )
         .route("/api/v1/stats", get(routes::stats::stats))
         .route("/api/v1/stats/pipeline", get(routes::pipeline::stats))

@@ -39,6 +39,8 @@ pub struct AppState {
     pub integrity_key: Option<[u8; 32]>,
     /// The store's signed log, when it keeps one.
     pub integrity_log: Option<Arc<dyn evident_store::IntegrityLog>>,
+    /// The live stream, once the service runs one.
+    pub stream: Option<crate::routes::stream::StreamState>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             rules: None,
             integrity_key: None,
             integrity_log: None,
+            stream: None,
         }
     }
 }

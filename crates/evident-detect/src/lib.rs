@@ -34,4 +34,4 @@ pub mod stage;
 pub mod typed;
 
 pub use rules::{Detector, LoadReport, Match, RuleInfo, RuleProblem};
-pub use stage::{DetectionHandle, DetectionLag, DetectionStats, StageConfig};
+pub use stage::{DetectionHandle, DetectionLag, DetectionStats, FindingsChanged, StageConfig};

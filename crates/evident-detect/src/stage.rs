@@ -25,7 +25,7 @@ use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -111,10 +111,23 @@ pub const LAG_SECONDS: &str = "evident_detection_lag_seconds";
 /// How far detection is behind the commits.
 pub type DetectionLag = evident_stream::Lag;
 
+/// Findings that one batch of detection opened or changed.
+#[derive(Debug, Clone)]
+pub struct FindingsChanged {
+    /// The findings' ids.
+    pub ids: Vec<Uuid>,
+    /// The sequence number of the last event of the batch.
+    pub seq: i64,
+}
+
+/// Changes held for a slow listener before it misses some.
+const CHANGES_BUFFER: usize = 1024;
+
 /// A running detection stage.
 #[derive(Clone)]
 pub struct DetectionHandle {
     replace: mpsc::UnboundedSender<Detector>,
+    changed: broadcast::Sender<FindingsChanged>,
     stats: Arc<DetectionStats>,
     commits: Arc<Commits>,
 }
@@ -124,6 +137,12 @@ impl DetectionHandle {
     pub fn replace_rules(&self, detector: Detector) {
         // The stage has stopped only when the service is shutting down.
         self.replace.send(detector).ok();
+    }
+
+    /// Tells of every finding detection opens or changes from now on (the live stream
+    /// sends them to its subscribers).
+    pub fn findings_changed(&self) -> broadcast::Receiver<FindingsChanged> {
+        self.changed.subscribe()
     }
 
     /// What the stage has done so far.
@@ -150,8 +169,10 @@ pub fn start(
 ) -> (DetectionHandle, JoinHandle<()>) {
     let (replace, replacements) = mpsc::unbounded_channel();
     let stats = Arc::new(DetectionStats::default());
+    let (changed, _) = broadcast::channel(CHANGES_BUFFER);
     let handle = DetectionHandle {
         replace,
+        changed: changed.clone(),
         stats: stats.clone(),
         commits: commits.clone(),
     };
@@ -163,6 +184,7 @@ pub fn start(
         config,
         stats: stats.clone(),
         replacements,
+        changed,
     };
     // Rule evaluation is CPU work: it gets a thread of its own, as the commit stage does.
     let runtime = tokio::runtime::Handle::current();
@@ -178,6 +200,7 @@ struct Stage {
     config: StageConfig,
     stats: Arc<DetectionStats>,
     replacements: mpsc::UnboundedReceiver<Detector>,
+    changed: broadcast::Sender<FindingsChanged>,
 }
 
 impl Stage {
@@ -249,10 +272,12 @@ impl Stage {
             metrics::counter!(EVENTS_DETECTED).increment(n);
             if !hits.is_empty() {
                 let count: u64 = hits.iter().map(|h| h.firings).sum();
-                retry("record findings", || {
+                let ids = retry("record findings", || {
                     self.store.record_hits(hits.clone(), last)
                 })
                 .await;
+                // Nobody listening: nothing to tell.
+                self.changed.send(FindingsChanged { ids, seq: last }).ok();
                 let now = Instant::now();
                 for seq in firing_seqs {
                     if let Some(at) = self.commits.committed_at(seq) {

@@ -1011,6 +1011,7 @@ pub async fn detection_reads_committed_events_and_keeps_state<S>(store: &S)
 where
     S: EventStore + crate::FindingStore + evident_stream::CommittedLog,
 {
+    assert_eq!(store.last_seq().await.unwrap(), 0, "a new store");
     let events: Vec<_> = (0..10)
         .map(|i| event("user.login", i, Severity::Info))
         .collect();
@@ -1026,6 +1027,7 @@ where
     assert_eq!(rest.len(), 6);
     assert_eq!(rest.last().unwrap().encoded().bytes, events[9].bytes);
     assert!(store.committed_after(10, 100).await.unwrap().is_empty());
+    assert_eq!(store.last_seq().await.unwrap(), 10);
     assert_eq!(store.detection_checkpoint().await.unwrap().state, None);
     store
         .save_detection_state(4, b"state at 4".to_vec())

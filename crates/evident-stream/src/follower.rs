@@ -192,6 +192,10 @@ mod tests {
                 .map(|s| CommittedEvent::new(s, encoded(s)))
                 .collect())
         }
+
+        async fn last_seq(&self) -> Result<i64, LogError> {
+            Ok(self.events.lock().unwrap().last().copied().unwrap_or(0))
+        }
     }
 
     fn encoded(seq: i64) -> EncodedEvent {

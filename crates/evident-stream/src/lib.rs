@@ -9,12 +9,19 @@
 //!   stores implement;
 //! - [`follower`]: a [`Follower`] that starts at a cursor, takes events from the hub
 //!   while it keeps up and from the log when it lags, and hands out batches in order,
-//!   never skipping one.
+//!   never skipping one;
+//! - [`filter`]: what a live-stream subscriber asks to see;
+//! - [`live`]: the live stream's fan-out, one follower feeding a bounded ring that every
+//!   subscriber reads at its own pace.
 
+pub mod filter;
 pub mod follower;
 pub mod hub;
+pub mod live;
 pub mod log;
 
+pub use filter::{Filter, FilterError};
 pub use follower::Follower;
 pub use hub::{Commits, CommittedEvent, Head, Lag};
+pub use live::{FindingNote, Live, LiveEvent, LiveItem};
 pub use log::{CommittedLog, LogError};

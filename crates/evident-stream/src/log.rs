@@ -25,4 +25,8 @@ pub trait CommittedLog: Send + Sync + 'static {
         seq: i64,
         limit: usize,
     ) -> Result<Vec<CommittedEvent>, LogError>;
+
+    /// The sequence number of the newest committed event (0 when there is none): where
+    /// a follower that wants only what is committed from now on starts.
+    async fn last_seq(&self) -> Result<i64, LogError>;
 }

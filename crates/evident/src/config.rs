@@ -2,6 +2,7 @@
 //! unknown keys, turned into the validated settings each stage takes.
 
 use anyhow::{Context, bail};
+use evident_api::routes::stream::session::StreamSettings;
 use evident_ingest::PriorityRules;
 use evident_model::{Category, Priority};
 use evident_pipeline::PipelineConfig;
@@ -23,6 +24,21 @@ struct ConfigFile {
     metrics: MetricsSection,
     #[serde(default)]
     storage: StorageSection,
+    #[serde(default)]
+    stream: StreamSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamSection {
+    /// Seconds between heartbeats.
+    heartbeat_secs: Option<u64>,
+    /// Messages queued for one subscriber before it counts as too slow.
+    client_buffer: Option<usize>,
+    /// Seconds a subscriber may stay too slow before it is closed.
+    send_timeout_secs: Option<u64>,
+    /// Messages the fan-out ring holds.
+    ring: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +142,10 @@ pub struct Config {
     pub database_url: Option<String>,
     /// How long events are kept.
     pub retention: RetentionPolicy,
+    /// The live stream's sessions.
+    pub stream: StreamSettings,
+    /// Messages the live stream's fan-out ring holds.
+    pub stream_ring: usize,
 }
 
 impl Config {
@@ -235,13 +255,42 @@ impl Config {
                 priority(&format!("pipeline.type_priorities.{pattern}"), &level)?,
             ));
         }
+        let s = file.stream;
+        let defaults = StreamSettings::default();
+        let stream = StreamSettings {
+            heartbeat: Duration::from_secs(positive_secs(
+                "stream.heartbeat_secs",
+                s.heartbeat_secs,
+                defaults.heartbeat,
+            )?),
+            client_buffer: positive(
+                "stream.client_buffer",
+                s.client_buffer,
+                defaults.client_buffer,
+            )?,
+            send_timeout: Duration::from_secs(positive_secs(
+                "stream.send_timeout_secs",
+                s.send_timeout_secs,
+                defaults.send_timeout,
+            )?),
+        };
         Ok(Config {
+            stream,
+            stream_ring: positive("stream.ring", s.ring, evident_stream::live::DEFAULT_BUFFER)?,
             pipeline,
             priorities: PriorityRules::new(rules),
             metrics_require_key: file.metrics.require_key,
             database_url: file.storage.database_url,
             retention: retention(file.storage.retention)?,
         })
+    }
+}
+
+fn positive_secs(path: &str, value: Option<u64>, default: Duration) -> anyhow::Result<u64> {
+    match value {
+        Some(0) => bail!("{path} must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(default.as_secs().max(1)),
     }
 }
 

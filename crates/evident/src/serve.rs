@@ -59,6 +59,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         evident_detect::StageConfig::default(),
     );
     let rules_watch = watch_rules(library.clone(), detection.clone());
+    // The live stream starts where the store stands; a subscriber who wants older events
+    // asks for them by sequence number. The hub learns it too, so lags read true at once.
+    let last_seq = committed
+        .last_seq()
+        .await
+        .context("cannot read the newest committed event")?;
+    pipeline
+        .commits()
+        .record(last_seq, std::time::Instant::now());
+    let (live, live_task) = evident_stream::Live::start(
+        evident_stream::Follower::new(
+            "live stream",
+            pipeline.commits(),
+            committed.clone(),
+            last_seq,
+        ),
+        config.stream_ring,
+    );
+    let findings_feed = tokio::spawn(evident_api::routes::stream::publish_findings(
+        detection.findings_changed(),
+        findings.clone(),
+        live.clone(),
+    ));
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_events: args.max_events,
@@ -69,6 +92,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.priorities = Arc::new(config.priorities.clone());
     state.metrics_require_key = config.metrics_require_key;
     state.findings = Some(findings);
+    state.stream = Some(evident_api::routes::stream::StreamState::new(
+        live,
+        committed,
+        config.stream,
+    ));
     state.integrity_key = Some(signer.public_key());
     state.integrity_log = Some(integrity_log);
     state.rules = Some(evident_api::routes::rules::RulesState { library, detection });
@@ -114,6 +142,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
     detection_task.await.context("detection stage failed")?;
+    live_task.await.context("live stream failed")?;
+    findings_feed.abort();
     // A last checkpoint covers everything committed before the stop.
     stop_checkpoints.notify_one();
     checkpoint_task.await.context("checkpoint task failed")?;

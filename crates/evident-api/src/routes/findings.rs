@@ -107,7 +107,15 @@ pub async fn patch(
         .set_finding_status(id, change, caller.scope())
         .await
     {
-        Ok(Some(finding)) => Ok(Json(one(&state, &caller, finding).await?)),
+        Ok(Some(finding)) => {
+            if let Some(stream) = &state.stream {
+                let seq = stream.live.position();
+                stream
+                    .live
+                    .publish_finding(super::stream::finding_note(&finding, seq));
+            }
+            Ok(Json(one(&state, &caller, finding).await?))
+        }
         Ok(None) => Err(not_found(id)),
         Err(StoreError::Rejected(reason)) => Err(ApiError::Conflict(reason)),
         Err(e) => Err(e.into()),

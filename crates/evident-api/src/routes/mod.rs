@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod privacy;
 pub mod rules;
 pub mod stats;
+pub mod stream;
 
 use evident_model::from_unix_micros;
 use serde_json::Value;

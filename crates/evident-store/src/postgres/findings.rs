@@ -41,6 +41,14 @@ pub(super) async fn committed_after(
         .collect()
 }
 
+/// The newest committed event's sequence number (0 when there is none).
+pub(super) async fn last_seq(client: &Client) -> Result<i64, StoreError> {
+    let row = client
+        .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events", &[])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Where detection stopped.
 pub(super) async fn checkpoint(client: &Client) -> Result<DetectionCheckpoint, StoreError> {
     let row = client

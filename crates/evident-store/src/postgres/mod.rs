@@ -535,6 +535,14 @@ impl CommittedLog for PgStore {
             .map_err(|e| crate::committed::log_error(seq, &e))?;
         Ok(crate::committed::decode(stored))
     }
+
+    async fn last_seq(&self) -> Result<i64, LogError> {
+        let read = async {
+            let client = self.client().await?;
+            findings::last_seq(&client).await
+        };
+        read.await.map_err(|e| crate::committed::log_error(0, &e))
+    }
 }
 
 #[async_trait]

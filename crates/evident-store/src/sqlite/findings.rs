@@ -28,6 +28,10 @@ pub(super) fn committed_after(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+pub(super) fn last_seq(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+}
+
 pub(super) fn checkpoint(conn: &Connection) -> Result<DetectionCheckpoint, StoreError> {
     let (done_seq, state_seq, state) = conn.query_row(
         "SELECT done_seq, state_seq, state FROM detection_checkpoint WHERE one = 1",

@@ -440,6 +440,12 @@ impl CommittedLog for SqliteStore {
             .map_err(|e| crate::committed::log_error(seq, &e))?;
         Ok(crate::committed::decode(stored))
     }
+
+    async fn last_seq(&self) -> Result<i64, LogError> {
+        self.with_reader(findings::last_seq)
+            .await
+            .map_err(|e| crate::committed::log_error(0, &e))
+    }
 }
 
 #[async_trait]

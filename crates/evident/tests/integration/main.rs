@@ -17,3 +17,4 @@ mod privacy;
 mod query;
 mod rules;
 mod shapes;
+mod stream;

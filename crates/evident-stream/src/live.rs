@@ -138,6 +138,13 @@ impl Live {
         self.stopped.subscribe()
     }
 
+    /// Tells every subscriber that the service is stopping: their sessions end (after
+    /// what is already on the ring), so their connections close and the server can stop.
+    /// The fan-out itself runs on until the committed stream closes.
+    pub fn close_subscribers(&self) {
+        self.stopped.send_replace(true);
+    }
+
     /// Puts a finding on the ring.
     pub fn publish_finding(&self, note: FindingNote) {
         // No subscriber: nobody to tell.

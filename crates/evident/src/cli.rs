@@ -31,6 +31,11 @@ pub enum Command {
     Send(SendArgs),
     /// Search stored events.
     Query(Box<QueryArgs>),
+    /// Follow the live stream: events (and findings) as they commit.
+    ///
+    /// Reconnects by itself after a dropped connection, resuming after the last event it
+    /// printed; Ctrl-C stops it.
+    Tail(Box<TailArgs>),
     /// List or replay events the store kept refusing (the dead-letter table).
     Dlq(DlqArgs),
     /// Measure durable ingest throughput and latency over HTTP, against the naive table.
@@ -280,6 +285,46 @@ pub struct QueryArgs {
     pub limit: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `evident tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Event type, exact or a prefix such as `auth.*` (repeatable: any of them).
+    #[arg(long = "type")]
+    pub event_type: Vec<String>,
+    /// Category (repeatable).
+    #[arg(long)]
+    pub category: Vec<String>,
+    /// This severity or worse.
+    #[arg(long)]
+    pub min_severity: Option<String>,
+    /// Actor user id (repeatable).
+    #[arg(long)]
+    pub user: Vec<String>,
+    /// Agent id (repeatable).
+    #[arg(long)]
+    pub agent: Vec<String>,
+    /// Facility (repeatable).
+    #[arg(long)]
+    pub facility: Vec<String>,
+    /// Actor address, or a network in CIDR notation (repeatable).
+    #[arg(long)]
+    pub source_ip: Vec<String>,
+    /// Condition on a data field, PATH=VALUE (repeatable), e.g. station_id=STN-A-01.
+    #[arg(long = "data")]
+    pub data: Vec<String>,
+    /// Leave findings out; print events only.
+    #[arg(long)]
+    pub no_findings: bool,
+    /// Start after this commit sequence number (from the store) instead of now.
+    #[arg(long)]
+    pub since_seq: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     #[command(flatten)]
     pub client: ClientArgs,

@@ -64,6 +64,40 @@ impl Client {
         self.call_json(reqwest::Method::POST, path, params).await
     }
 
+    /// Opens the live stream as server-sent events with query `params`, resuming after
+    /// `last_seq` if given; the error names what the server refused.
+    pub async fn open_sse(
+        &self,
+        params: &[(String, String)],
+        last_seq: Option<i64>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .get(format!("{}/api/v1/stream/sse", self.base))
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .query(params);
+        if let Some(seq) = last_seq {
+            request = request.header("last-event-id", seq.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let message = format!(
+                "{status}: {}",
+                body["error"]["message"].as_str().unwrap_or("no message")
+            );
+            if status.is_client_error() {
+                return Err(Refused(message).into());
+            }
+            bail!(message);
+        }
+        Ok(response)
+    }
+
     async fn call_json(
         &self,
         method: reqwest::Method,
@@ -92,6 +126,11 @@ impl Client {
         Ok(body)
     }
 }
+
+/// The server refused a request (4xx): asking again the same way will not help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// Reads a key file written by `serve` or by hand.
 pub fn read_key_file(path: &Path) -> anyhow::Result<String> {

@@ -29,6 +29,7 @@ mod query;
 mod rules;
 mod send;
 mod serve;
+mod tail;
 mod verify;
 mod verify_proof;
 
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
             Command::Keys(args) => keys::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Query(args) => query::run(args).await,
+            Command::Tail(args) => tail::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Rules(args) => Ok(rules::run(args)),
             Command::Verify(args) => verify::run(args),

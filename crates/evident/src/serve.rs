@@ -93,7 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     state.metrics_require_key = config.metrics_require_key;
     state.findings = Some(findings);
     state.stream = Some(evident_api::routes::stream::StreamState::new(
-        live,
+        live.clone(),
         committed,
         config.stream,
     ));
@@ -137,7 +137,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout_s = connections.idle_timeout.as_secs(),
         "connection limits"
     );
-    crate::http::serve(listener, app, connections, shutdown_signal()).await;
+    // Open streams end first: the server waits for every response in progress, and a
+    // subscriber's never ends by itself.
+    let stopping = async move {
+        shutdown_signal().await;
+        live.close_subscribers();
+    };
+    crate::http::serve(listener, app, connections, stopping).await;
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;

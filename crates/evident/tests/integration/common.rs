@@ -32,9 +32,14 @@ impl Server {
 
     /// [`Server::start`] with extra `serve` arguments.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
+        Self::start_on(dir, "127.0.0.1:0", extra)
+    }
+
+    /// [`Server::start_with`] on the address `listen` (to come back on the same port).
+    pub fn start_on(dir: &Path, listen: &str, extra: &[&str]) -> Server {
         std::fs::remove_file(dir.join("evident.addr")).ok();
         let child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
             .args(extra)
             .args([

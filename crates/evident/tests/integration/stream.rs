@@ -667,3 +667,138 @@ async fn a_stuck_client_is_told_what_it_missed_while_others_and_ingest_carry_on(
     let back = events_until(&mut again, 1).await;
     assert_eq!(back[0]["seq"].as_i64().unwrap(), first_gap);
 }
+
+/// A free port on 127.0.0.1, for a server that must come back on the same address.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evident_tail_follows_resumes_after_a_restart_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut server = Server::start_on(dir.path(), &listen, &[]);
+    let mut tail = std::process::Command::new(crate::common::BIN)
+        .args([
+            "tail",
+            "--format",
+            "json",
+            "--type",
+            "tail.*",
+            "--url",
+            &server.url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // The next `n` events it prints (a notice that the server is stopping may come too).
+    let read = |n: usize| -> Vec<Value> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let line = lines
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a line from evident tail within 20 s");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            match message["type"].as_str() {
+                Some("security_event") => got.push(message),
+                Some("closed") => assert_eq!(message["reason"], "the service is shutting down"),
+                _ => panic!("unexpected: {message}"),
+            }
+        }
+        got
+    };
+    // It is connected once an event posted now reaches it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        post(&server, vec![event("tail.probe", "info", json!({}))]).await;
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(500)) {
+            break serde_json::from_str::<Value>(&line).unwrap();
+        }
+        assert!(Instant::now() < deadline, "evident tail printed nothing");
+    };
+    assert_eq!(first["type"], "security_event");
+    while lines.recv_timeout(Duration::from_millis(300)).is_ok() {}
+
+    let before: Vec<Value> = (0..3)
+        .map(|_| event("tail.before", "info", json!({})))
+        .collect();
+    post(&server, vec![event("other.kind", "info", json!({}))]).await;
+    post(&server, before.clone()).await;
+    let got = read(3);
+    assert_eq!(
+        got.iter().map(|m| id(&m["event"])).collect::<Vec<_>>(),
+        before.iter().map(id).collect::<Vec<_>>()
+    );
+
+    // The server goes away and comes back on the same address; events sent in between
+    // and after are printed once each.
+    assert!(server.terminate().success());
+    let mut server = Server::start_on(dir.path(), &listen, &[]);
+    let after: Vec<Value> = (0..2)
+        .map(|_| event("tail.after", "info", json!({})))
+        .collect();
+    post(&server, after.clone()).await;
+    let got = read(2);
+    assert_eq!(
+        got.iter().map(|m| id(&m["event"])).collect::<Vec<_>>(),
+        after.iter().map(id).collect::<Vec<_>>(),
+        "resumed after the last event printed"
+    );
+    assert!(
+        lines.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing printed twice"
+    );
+
+    // Ctrl-C stops it cleanly.
+    std::process::Command::new("kill")
+        .args(["-INT", &tail.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = tail.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "evident tail did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+
+    // A refused stream is an error, not a retry loop.
+    let out = std::process::Command::new(crate::common::BIN)
+        .args([
+            "tail",
+            "--min-severity",
+            "huge",
+            "--url",
+            &server.url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("min_severity"), "{stderr}");
+    server.terminate();
+}

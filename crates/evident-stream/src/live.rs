@@ -13,6 +13,7 @@ use crate::hub::CommittedEvent;
 use evident_model::Severity;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -33,6 +34,9 @@ pub const CLOSED_SLOW: &str = "evident_stream_closed_slow_total";
 pub struct LiveEvent {
     /// The event and its sequence number.
     pub committed: CommittedEvent,
+    /// When its commit happened, by the wall clock, if the hub still knew (events read
+    /// back from the store do not say).
+    pub committed_at: Option<SystemTime>,
     texts: [OnceLock<Arc<str>>; 2],
 }
 
@@ -55,6 +59,7 @@ impl From<CommittedEvent> for LiveEvent {
     fn from(committed: CommittedEvent) -> Self {
         Self {
             committed,
+            committed_at: None,
             texts: Default::default(),
         }
     }
@@ -154,11 +159,15 @@ impl Live {
 
 async fn fan_out(live: Arc<Live>, mut follower: Follower) {
     while let Some(events) = follower.next().await {
+        let (now, wall) = (Instant::now(), SystemTime::now());
         for committed in events {
             let seq = committed.seq;
-            live.ring
-                .send(LiveItem::Event(Arc::new(LiveEvent::from(committed))))
-                .ok();
+            let mut event = LiveEvent::from(committed);
+            event.committed_at = live
+                .hub
+                .committed_at(seq)
+                .map(|at| wall - now.saturating_duration_since(at));
+            live.ring.send(LiveItem::Event(Arc::new(event))).ok();
             live.sent.store(seq, Ordering::Release);
         }
     }

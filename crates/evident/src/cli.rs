@@ -48,6 +48,9 @@ pub enum Command {
     BenchDetect(crate::bench::detect::DetectBenchArgs),
     /// Time from commit to finding through the detection stage (default rule pack).
     BenchFindings(crate::bench::findings::FindingsBenchArgs),
+    /// Measure the live stream: ingest with and without subscribers, and the delay from
+    /// commit to subscriber at a steady rate.
+    BenchStream(crate::bench::stream::StreamBenchArgs),
     /// Check Sigma rule files, or try rules on events.
     Rules(crate::rules::RulesArgs),
     /// Check the stored events against their signed checkpoints (tamper evidence).

@@ -68,6 +68,7 @@ fn main() -> ExitCode {
             Command::VerifyProof(args) => verify_proof::run(args),
             Command::BenchDetect(args) => bench::detect::run(args),
             Command::BenchFindings(args) => bench::findings::run(args).await,
+            Command::BenchStream(args) => bench::stream::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::BenchLoad(args) => bench::loader::run(args).await,
             Command::BenchQueries(args) => bench::queries::run(args).await,

@@ -13,6 +13,7 @@ pub mod peers;
 mod probe;
 pub mod queries;
 mod server;
+pub mod stream;
 mod workload;
 
 use anyhow::{Context, bail};

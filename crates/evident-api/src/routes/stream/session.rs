@@ -7,9 +7,11 @@
 //! drains. When the queue is full the subscriber is too slow: messages are counted as
 //! missed, and once there is room it gets one `lagged` message saying how many and from
 //! which sequence number to resume. A subscriber that stays full past the send timeout
-//! is closed with that reason. When the session itself falls a whole ring behind (the
-//! machine was busy), it reads the gap back from the store: that is not the
-//! subscriber's fault and costs it nothing.
+//! is closed with that reason. A session that falls a whole ring behind (its subscriber
+//! reads slowly, or the machine is busy) is told the same way: reading the gap back from
+//! the store for every slow session would take the machine from ingest. Only a session
+//! that is still catching up from the store, because its subscriber asked to resume,
+//! reads such a gap from the store.
 
 use evident_store::Scope;
 use evident_stream::live::{CLOSED_SLOW, MESSAGES_MISSED, MESSAGES_SENT};
@@ -147,6 +149,8 @@ pub fn start(
     let stopped = live.stopped();
     let producer = Producer {
         stopped,
+        sent: metrics::counter!(MESSAGES_SENT),
+        missed_counter: metrics::counter!(MESSAGES_MISSED),
         position: who.since.unwrap_or_else(|| live.position()),
         ring,
         log,
@@ -179,6 +183,9 @@ struct Missed {
 
 struct Producer {
     stopped: watch::Receiver<bool>,
+    /// The metrics this session counts into, looked up once.
+    sent: metrics::Counter,
+    missed_counter: metrics::Counter,
     /// The last sequence number gone past.
     position: i64,
     ring: broadcast::Receiver<LiveItem>,
@@ -216,13 +223,24 @@ impl Producer {
         let mut heartbeat = tokio::time::interval(self.settings.heartbeat);
         heartbeat.tick().await;
         let mut stopped = self.stopped.clone();
+        // Right after a replay from the store, the ring may have moved on while the
+        // store was read: that gap is read from the store too.
+        let mut resuming = self.who.since.is_some();
         loop {
             tokio::select! {
                 item = self.ring.recv() => match item {
-                    Ok(item) => self.offer(&item)?,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // This session fell a ring behind: the gap is in the store.
+                    Ok(item) => {
+                        resuming = false;
+                        self.offer(&item)?;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) if resuming => {
                         self.replay().await?;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // This session fell a whole ring behind the live stream: the
+                        // subscriber is told, as for a full queue. Reading the gap back
+                        // for every slow session would take the machine from ingest.
+                        self.missed_on_ring(n)?;
                     }
                     Err(broadcast::error::RecvError::Closed) => return Err(End),
                 },
@@ -232,7 +250,7 @@ impl Producer {
                     let Ok(permit) = permit else { return Err(End) };
                     if let Some(missed) = self.missed.take() {
                         permit.send(lagged(missed));
-                        metrics::counter!(MESSAGES_SENT).increment(1);
+                        self.sent.increment(1);
                     }
                 }
                 changed = stopped.changed() => {
@@ -316,7 +334,14 @@ impl Producer {
                     return Ok(());
                 }
                 let show = self.who.show.clone();
+                let committed_at = live.committed_at;
                 let text = live.text(self.who.view, |c| {
+                    let committed_at = committed_at.map_or(String::new(), |at| {
+                        let at = OffsetDateTime::from(at)
+                            .format(&Rfc3339)
+                            .unwrap_or_default();
+                        format!(r#","committed_at":"{at}""#)
+                    });
                     let encoded = c.encoded();
                     let event = if encoded.event.sealed.is_none() {
                         String::from_utf8_lossy(&encoded.bytes).into_owned()
@@ -327,7 +352,7 @@ impl Producer {
                         value.to_string()
                     };
                     format!(
-                        r#"{{"type":"security_event","seq":{},"event":{event}}}"#,
+                        r#"{{"type":"security_event","seq":{}{committed_at},"event":{event}}}"#,
                         c.seq
                     )
                 });
@@ -375,7 +400,7 @@ impl Producer {
         if let Some(missed) = self.missed {
             match self.tx.try_send(lagged(missed)) {
                 Ok(()) => {
-                    metrics::counter!(MESSAGES_SENT).increment(1);
+                    self.sent.increment(1);
                     self.missed = None;
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => return self.miss(&out),
@@ -384,7 +409,7 @@ impl Producer {
         }
         match self.tx.try_send(out) {
             Ok(()) => {
-                metrics::counter!(MESSAGES_SENT).increment(1);
+                self.sent.increment(1);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(out)) => self.miss(&out),
@@ -392,12 +417,26 @@ impl Producer {
         }
     }
 
+    /// Counts `n` messages that went by on the ring unread, from the next event after
+    /// the position.
+    fn missed_on_ring(&mut self, n: u64) -> Go {
+        self.missed_counter.increment(n);
+        let from = self.position + 1;
+        let missed = self.missed.get_or_insert(Missed {
+            count: 0,
+            from,
+            since: Instant::now(),
+        });
+        missed.count += n;
+        self.give_up_if_stuck()
+    }
+
     fn miss(&mut self, out: &Out) -> Go {
         if out.kind == "heartbeat" {
             // A heartbeat carries nothing to resume.
             return self.give_up_if_stuck();
         }
-        metrics::counter!(MESSAGES_MISSED).increment(1);
+        self.missed_counter.increment(1);
         let missed = self.missed.get_or_insert(Missed {
             count: 0,
             from: out.seq,

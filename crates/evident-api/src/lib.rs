@@ -5,6 +5,7 @@
 //! - [`router`]: every route and its handler, in one table.
 //! - [`routes`]: handlers (ingest, events, findings, rules, integrity, privacy, stats,
 //!   pipeline statistics, dead letters, metrics, health, the live stream).
+//! - [`dashboard`]: the web dashboard's static files, compiled in.
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
 //! - [`inflight`]: the budget of request bytes taken in at once (429 past it).
 //! - [`encoding`]: `Content-Encoding` of request bodies (gzip).
@@ -14,6 +15,7 @@
 //! - [`state`]: the handles handlers share.
 
 pub mod auth;
+pub mod dashboard;
 pub mod encoding;
 pub mod error;
 pub mod inflight;
@@ -90,11 +92,16 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/dead-letters/replay",
             axum::routing::post(routes::dead_letters::replay),
         )
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/app.css", get(dashboard::style))
         .route("/metrics", get(routes::metrics::metrics))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async {
-            ApiError::NotFound("no such endpoint; the API lives under /api/v1".into())
+            ApiError::NotFound(
+                "no such endpoint; the API lives under /api/v1, the dashboard at /".into(),
+            )
         })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))

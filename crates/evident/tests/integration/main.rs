@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod crash;
+mod dashboard;
 mod detection;
 mod followers;
 mod hardening;

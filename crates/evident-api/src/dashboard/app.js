@@ -1,0 +1,418 @@
+// evident's dashboard: plain JavaScript over the REST API and the live stream (SSE).
+// No build step; the service compiles this file in.
+"use strict";
+
+const KEY_SLOT = "evident.key";
+const MAX_ROWS = 500; // rows the live tail keeps; older ones are dropped
+
+const state = {
+  key: sessionStorage.getItem(KEY_SLOT),
+  source: null, // the EventSource of the live tail
+  lastSeq: null, // the last event seq the tail showed, to resume from
+  paused: false,
+  pending: [], // messages received, not yet drawn (drawn once per frame)
+  drawScheduled: false,
+  received: 0,
+  missed: 0,
+  selectedFinding: null,
+  generation: 0, // bumped by every start and stop of the tail
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (name === "class") node.className = value;
+    else if (name.startsWith("data-")) node.setAttribute(name, value);
+    else node[name] = value;
+  }
+  for (const child of children) {
+    node.append(child === null || child === undefined ? "" : child);
+  }
+  return node;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json", ...(options.headers || {}) },
+  });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (_) {
+    body = null;
+  }
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `${response.status} ${response.statusText}`;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+// ---- sign in ------------------------------------------------------------------------
+
+async function signIn(key) {
+  state.key = key;
+  await api("/api/v1/findings?limit=1");
+  sessionStorage.setItem(KEY_SLOT, key);
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_SLOT);
+  state.key = null;
+  stopTail();
+  location.hash = "#/signin";
+  route();
+}
+
+$("signin").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    await signIn($("key").value.trim());
+    $("key").value = "";
+    location.hash = "#/tail";
+    route();
+  } catch (error) {
+    state.key = null;
+    $("signin-error").textContent =
+      error.status === 401 ? "That key is not valid." : error.status === 403 ? "That key may not read events." : error.message;
+  }
+});
+$("signout").addEventListener("click", signOut);
+
+// ---- pages --------------------------------------------------------------------------
+
+const PAGES = ["signin", "tail", "findings", "overview"];
+
+function route() {
+  let page = (location.hash.replace(/^#\//, "") || "tail").split("/")[0];
+  if (!state.key) page = "signin";
+  if (!PAGES.includes(page)) page = "tail";
+  for (const name of PAGES) $(`page-${name}`).hidden = name !== page;
+  $("nav").hidden = !state.key;
+  $("signout").hidden = !state.key;
+  for (const link of document.querySelectorAll("nav a")) {
+    link.classList.toggle("active", link.dataset.page === page);
+  }
+  if (page !== "tail") stopTail();
+  if (page === "tail") startTail();
+  if (page === "findings") loadFindings();
+  if (page === "overview") loadOverview();
+}
+window.addEventListener("hashchange", route);
+
+// ---- live tail ----------------------------------------------------------------------
+
+function tailQuery() {
+  const form = new FormData($("tail-filters"));
+  const query = new URLSearchParams();
+  for (const [name, value] of form.entries()) {
+    if (value.trim()) query.append(name, value.trim());
+  }
+  return query;
+}
+
+async function startTail() {
+  stopTail();
+  // A later start or stop wins over this one while it waits for its token.
+  const generation = state.generation;
+  setStatus("tail-status", "connecting…");
+  let token;
+  try {
+    token = (await api("/api/v1/stream/token", { method: "POST" })).token;
+  } catch (error) {
+    if (generation === state.generation) setStatus("tail-status", `cannot open the stream: ${error.message}`);
+    return;
+  }
+  if (generation !== state.generation) return;
+  const query = tailQuery();
+  query.set("token", token);
+  if (state.lastSeq !== null) query.set("since_seq", state.lastSeq);
+  const source = new EventSource(`/api/v1/stream/sse?${query}`);
+  state.source = source;
+  source.addEventListener("open", () => setStatus("tail-status", "live"));
+  source.addEventListener("security_event", (e) => receive(JSON.parse(e.data)));
+  source.addEventListener("finding", (e) => receive(JSON.parse(e.data)));
+  source.addEventListener("lagged", (e) => {
+    const notice = JSON.parse(e.data);
+    state.missed += notice.missed;
+    setStatus("tail-status", `live; ${state.missed} messages missed (the page read too slowly)`);
+  });
+  source.addEventListener("closed", () => reconnectSoon());
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) reconnectSoon();
+    else setStatus("tail-status", "reconnecting…");
+  });
+}
+
+function reconnectSoon() {
+  stopTail();
+  setStatus("tail-status", "disconnected; reconnecting…");
+  setTimeout(() => {
+    if (!$("page-tail").hidden && state.key) startTail();
+  }, 2000);
+}
+
+function stopTail() {
+  state.generation += 1;
+  if (state.source) state.source.close();
+  state.source = null;
+}
+
+function receive(message) {
+  state.received += 1;
+  if (message.type === "security_event") state.lastSeq = message.seq;
+  state.pending.push(message);
+  if (state.pending.length > MAX_ROWS) state.pending.splice(0, state.pending.length - MAX_ROWS);
+  if (!state.paused && !state.drawScheduled) {
+    state.drawScheduled = true;
+    requestAnimationFrame(draw);
+  }
+}
+
+function draw() {
+  state.drawScheduled = false;
+  const rows = $("tail-rows");
+  const fragment = document.createDocumentFragment();
+  for (let i = state.pending.length - 1; i >= 0; i--) fragment.append(tailRow(state.pending[i]));
+  state.pending = [];
+  rows.prepend(fragment);
+  while (rows.children.length > MAX_ROWS) rows.lastElementChild.remove();
+  if (!state.paused && state.source) setStatus("tail-status", `live; ${state.received} received`);
+}
+
+function tailRow(message) {
+  if (message.type === "finding") {
+    const f = message.finding;
+    return el(
+      "tr",
+      { class: `sev-${f.severity} finding-row` },
+      el("td", {}, message.seq),
+      el("td", {}, f.last_seen),
+      el("td", {}, f.severity),
+      el("td", {}, `finding: ${f.title}`),
+      el("td", {}, ""),
+      el("td", {}, ""),
+      el("td", {}, f.facility || ""),
+      el("td", {}, `${f.group_key}; ${f.count} firings; ${f.status}`),
+    );
+  }
+  const e = message.event;
+  const actor = e.actor || {};
+  return el(
+    "tr",
+    { class: `sev-${e.severity}`, "data-id": e.id },
+    el("td", {}, message.seq),
+    el("td", {}, e.time),
+    el("td", {}, e.severity),
+    el("td", {}, e.type),
+    el("td", {}, actor.user_id || ""),
+    el("td", {}, e.source || actor.ip || ""),
+    el("td", {}, e.facility || ""),
+    el("td", { title: JSON.stringify(e.data || {}) }, JSON.stringify(e.data || {})),
+  );
+}
+
+$("tail-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  $("tail-rows").replaceChildren();
+  state.pending = [];
+  state.lastSeq = null;
+  startTail();
+});
+
+$("pause").addEventListener("click", () => {
+  state.paused = !state.paused;
+  $("pause").textContent = state.paused ? "Resume" : "Pause";
+  if (state.paused) setStatus("tail-status", "paused; new events are kept (the newest 500)");
+  else {
+    state.drawScheduled = true;
+    requestAnimationFrame(draw);
+  }
+});
+
+function setStatus(id, text) {
+  $(id).textContent = text;
+}
+
+// ---- findings -----------------------------------------------------------------------
+
+async function loadFindings() {
+  const status = new FormData($("findings-filters")).get("status");
+  const query = new URLSearchParams({ limit: "200" });
+  if (status) query.set("status", status);
+  setStatus("findings-status", "loading…");
+  try {
+    const page = await api(`/api/v1/findings?${query}`);
+    const rows = page.findings.map((f) =>
+      el(
+        "tr",
+        { class: `sev-${f.severity}`, "data-id": f.id, onclick: () => showFinding(f) },
+        el("td", {}, f.last_seen),
+        el("td", {}, f.severity),
+        el("td", {}, f.title),
+        el("td", {}, f.group_key),
+        el("td", {}, f.count),
+        el("td", { class: "finding-status" }, f.status),
+      ),
+    );
+    $("findings-rows").replaceChildren(...rows);
+    setStatus("findings-status", `${rows.length} findings`);
+    if (state.selectedFinding) {
+      const again = page.findings.find((f) => f.id === state.selectedFinding);
+      if (again) showFinding(again);
+    }
+  } catch (error) {
+    setStatus("findings-status", error.message);
+  }
+}
+
+function showFinding(f) {
+  state.selectedFinding = f.id;
+  for (const row of $("findings-rows").children) row.classList.toggle("selected", row.dataset.id === f.id);
+  $("finding-detail").hidden = false;
+  $("finding-title").textContent = f.title;
+  $("finding-error").textContent = "";
+  const facts = [
+    ["rule", f.rule_id],
+    ["severity", f.severity],
+    ["group", f.group_key],
+    ["facility", f.facility || "—"],
+    ["firings", f.count],
+    ["first seen", f.first_seen],
+    ["last seen", f.last_seen],
+    ["status", f.status],
+    ["changed by", f.status_by || "—"],
+    ["changed at", f.status_at || "—"],
+    ["evidence", (f.evidence || []).slice(0, 20).join(", ")],
+  ];
+  $("finding-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: `fact-${k.replace(/ /g, "-")}` }, v)]));
+}
+
+for (const button of document.querySelectorAll("#finding-action button")) {
+  button.addEventListener("click", async () => {
+    const by = new FormData($("finding-action")).get("by");
+    try {
+      const changed = await api(`/api/v1/findings/${state.selectedFinding}`, {
+        method: "PATCH",
+        body: JSON.stringify({ status: button.dataset.status, by: by || undefined }),
+      });
+      showFinding(changed);
+      loadFindings();
+    } catch (error) {
+      $("finding-error").textContent = error.message;
+    }
+  });
+}
+
+$("findings-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadFindings();
+});
+
+// ---- overview -----------------------------------------------------------------------
+
+async function loadOverview() {
+  const from = new FormData($("overview-filters")).get("from") || "1h";
+  const interval = from === "1h" ? "1m" : from === "24h" ? "1h" : "6h";
+  setStatus("overview-status", "loading…");
+  try {
+    const severities = await api(`/api/v1/stats?from=${from}&interval=${interval}&group_by=severity`);
+    drawSeries(severities);
+    drawBars("chart-severities", severities.groups, "severity");
+    const types = await api(`/api/v1/stats?from=${from}&interval=${interval}&group_by=type`);
+    const users = await api(`/api/v1/stats?from=${from}&interval=${interval}&group_by=user_id`);
+    const ips = await api(`/api/v1/stats?from=${from}&interval=${interval}&group_by=source_ip`);
+    drawBars("chart-types", types.groups, "type");
+    drawBars("chart-users", users.groups, "user_id");
+    drawBars("chart-ips", ips.groups, "source_ip");
+    const findings = await api("/api/v1/findings?limit=1000");
+    const perRule = {};
+    for (const f of findings.findings) perRule[f.rule_id] = (perRule[f.rule_id] || 0) + 1;
+    drawBars(
+      "chart-rules",
+      Object.entries(perRule).map(([rule_id, count]) => ({ rule_id, count })),
+      "rule_id",
+    );
+    setStatus("overview-status", `${severities.total} events`);
+  } catch (error) {
+    setStatus("overview-status", error.message);
+  }
+}
+
+function drawBars(id, groups, field) {
+  const top = [...groups].sort((a, b) => b.count - a.count).slice(0, 10);
+  const max = Math.max(1, ...top.map((g) => g.count));
+  const items = top.map((g) =>
+    el(
+      "div",
+      { class: "bar-item", "data-key": g[field] === null ? "" : String(g[field]) },
+      el("div", { class: "bar-label" }, el("span", {}, g[field] === null ? "(none)" : g[field]), el("span", { class: "bar-count" }, g.count)),
+      bar((100 * g.count) / max),
+    ),
+  );
+  if (items.length === 0) items.push(el("p", { class: "status" }, "nothing in this period"));
+  $(id).replaceChildren(...items);
+}
+
+function bar(percent) {
+  const node = el("div", { class: "bar" });
+  node.style.width = `${percent}%`;
+  return node;
+}
+
+function drawSeries(stats) {
+  // The store answers the buckets that hold events; the chart spans the whole period.
+  const step = stats.interval_seconds * 1000;
+  const from = Date.parse(stats.from);
+  const to = Date.parse(stats.to);
+  const counts = new Map(stats.series.map((b) => [Math.floor((Date.parse(b.start) - from) / step), b.count]));
+  const buckets = [];
+  for (let i = 0, t = from; t < to && i < 2000; i++, t += step) {
+    buckets.push({ start: new Date(t).toISOString(), count: counts.get(i) || 0 });
+  }
+  const max = Math.max(1, ...buckets.map((b) => b.count));
+  const width = 900;
+  const height = 200;
+  const barWidth = buckets.length ? width / buckets.length : width;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
+  svg.setAttribute("width", "100%");
+  svg.setAttribute("role", "img");
+  buckets.forEach((bucket, i) => {
+    if (!bucket.count) return;
+    const h = (height * bucket.count) / max;
+    const rect = document.createElementNS(ns, "rect");
+    rect.setAttribute("x", i * barWidth + 1);
+    rect.setAttribute("y", height - h);
+    rect.setAttribute("width", Math.max(1, barWidth - 2));
+    rect.setAttribute("height", h);
+    rect.setAttribute("fill", "#4aa3ff");
+    rect.setAttribute("data-count", bucket.count);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${bucket.start}: ${bucket.count} events`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", 0);
+  label.setAttribute("y", height + 15);
+  const first = buckets[0] ? buckets[0].start : "";
+  const last = buckets.length ? buckets[buckets.length - 1].start : "";
+  label.textContent = `${first} … ${last} (at most ${max} per ${stats.interval_seconds} s)`;
+  svg.append(label);
+  $("chart-series").replaceChildren(svg);
+}
+
+$("overview-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadOverview();
+});
+
+route();

@@ -55,13 +55,19 @@ fn params(args: &QueryArgs) -> anyhow::Result<Vec<(String, String)>> {
         .into_iter()
         .filter_map(|(k, v)| Some((k.to_owned(), v.clone()?)))
         .collect();
-    for condition in &args.data {
-        let Some((path, value)) = condition.split_once('=') else {
-            bail!("--data {condition:?} is not PATH=VALUE");
-        };
-        params.push((format!("data.{path}"), value.to_owned()));
-    }
+    params.extend(data_params(&args.data)?);
     Ok(params)
+}
+
+/// `--data PATH=VALUE` options as `data.PATH` query parameters.
+pub fn data_params(conditions: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    conditions
+        .iter()
+        .map(|condition| match condition.split_once('=') {
+            Some((path, value)) => Ok((format!("data.{path}"), value.to_owned())),
+            None => bail!("--data {condition:?} is not PATH=VALUE"),
+        })
+        .collect()
 }
 
 fn print_event(event: &Value, format: Format) {

@@ -109,12 +109,7 @@ fn params(args: &TailArgs) -> anyhow::Result<Vec<(String, String)>> {
     if let Some(min) = &args.min_severity {
         params.push(("min_severity".into(), min.clone()));
     }
-    for condition in &args.data {
-        let Some((path, value)) = condition.split_once('=') else {
-            bail!("--data {condition:?} is not PATH=VALUE");
-        };
-        params.push((format!("data.{path}"), value.to_owned()));
-    }
+    params.extend(crate::query::data_params(&args.data)?);
     if args.no_findings {
         params.push(("findings".into(), "false".into()));
     }

@@ -48,8 +48,10 @@ pub enum Command {
     BenchDetect(crate::bench::detect::DetectBenchArgs),
     /// Time from commit to finding through the detection stage (default rule pack).
     BenchFindings(crate::bench::findings::FindingsBenchArgs),
-    /// Measure the live stream: ingest with and without subscribers, and the delay from
-    /// commit to subscriber at a steady rate.
+    /// Measure the live stream: what subscribers cost ingest, their delay after commit.
+    ///
+    /// Ingest with and without WebSocket subscribers taking every event, then the delay
+    /// from commit to each subscriber at a steady rate.
     BenchStream(crate::bench::stream::StreamBenchArgs),
     /// Check Sigma rule files, or try rules on events.
     Rules(crate::rules::RulesArgs),

@@ -87,22 +87,24 @@ $("signout").addEventListener("click", signOut);
 
 // ---- pages --------------------------------------------------------------------------
 
-const PAGES = ["signin", "tail", "findings", "overview"];
+const PAGES = ["signin", "tail", "findings", "overview", "event"];
 
 function route() {
-  let page = (location.hash.replace(/^#\//, "") || "tail").split("/")[0];
+  const parts = (location.hash.replace(/^#\//, "") || "tail").split("/");
+  let page = parts[0] === "events" ? "event" : parts[0];
   if (!state.key) page = "signin";
   if (!PAGES.includes(page)) page = "tail";
   for (const name of PAGES) $(`page-${name}`).hidden = name !== page;
   $("nav").hidden = !state.key;
   $("signout").hidden = !state.key;
-  for (const link of document.querySelectorAll("nav a")) {
+  for (const link of document.querySelectorAll("nav a[data-page]")) {
     link.classList.toggle("active", link.dataset.page === page);
   }
   if (page !== "tail") stopTail();
   if (page === "tail") startTail();
   if (page === "findings") loadFindings();
   if (page === "overview") loadOverview();
+  if (page === "event") loadEvent(decodeURIComponent(parts[1] || ""));
 }
 window.addEventListener("hashchange", route);
 
@@ -206,7 +208,7 @@ function tailRow(message) {
   const actor = e.actor || {};
   return el(
     "tr",
-    { class: `sev-${e.severity}`, "data-id": e.id },
+    { class: `sev-${e.severity}`, "data-id": e.id, onclick: () => (location.hash = `#/events/${e.id}`) },
     el("td", {}, message.seq),
     el("td", {}, e.time),
     el("td", {}, e.severity),
@@ -314,6 +316,120 @@ $("findings-filters").addEventListener("submit", (event) => {
   event.preventDefault();
   loadFindings();
 });
+
+// ---- event detail -------------------------------------------------------------------
+
+async function loadEvent(id) {
+  $("event-json").textContent = "loading…";
+  $("event-proof").textContent = "checking…";
+  $("event-proof").className = "proof";
+  $("event-proof-facts").replaceChildren();
+  $("event-findings").replaceChildren();
+  try {
+    const event = await api(`/api/v1/events/${encodeURIComponent(id)}`);
+    $("event-json").textContent = JSON.stringify(event, null, 2);
+  } catch (error) {
+    $("event-json").textContent = error.message;
+    $("event-proof").textContent = "";
+    return;
+  }
+  checkProof(id);
+  try {
+    const page = await api("/api/v1/findings?limit=1000");
+    const items = page.findings
+      .filter((f) => (f.evidence || []).includes(id))
+      .map((f) => el("li", {}, `${f.title} (${f.severity}, ${f.status})`));
+    if (items.length === 0) items.push(el("li", {}, "none"));
+    $("event-findings").replaceChildren(...items);
+  } catch (error) {
+    $("event-findings").replaceChildren(el("li", {}, error.message));
+  }
+}
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+function toBase64(bytes) {
+  return btoa(String.fromCharCode(...bytes));
+}
+
+async function sha256(...parts) {
+  const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    joined.set(p, at);
+    at += p.length;
+  }
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
+}
+
+/// RFC 6962 inclusion: the root the path leads to from `leaf` at `index` in a tree of `size`.
+async function rootFromPath(leaf, index, size, path) {
+  if (index >= size) throw new Error("the index is past the checkpoint's size");
+  let f = BigInt(index);
+  let s = BigInt(size) - 1n;
+  let r = leaf;
+  for (const p of path) {
+    if (s === 0n) throw new Error("the proof is too long");
+    if ((f & 1n) === 1n || f === s) {
+      r = await sha256(Uint8Array.of(1), p, r);
+      while ((f & 1n) === 0n && f !== 0n) {
+        f >>= 1n;
+        s >>= 1n;
+      }
+    } else {
+      r = await sha256(Uint8Array.of(1), r, p);
+    }
+    f >>= 1n;
+    s >>= 1n;
+  }
+  if (s !== 0n) throw new Error("the proof is too short");
+  return r;
+}
+
+function proofResult(text, kind) {
+  $("event-proof").textContent = text;
+  $("event-proof").className = `proof ${kind}`;
+}
+
+async function checkProof(id) {
+  if (!window.crypto || !crypto.subtle) {
+    proofResult("this page cannot check proofs here (no Web Crypto: open it over HTTPS or on this machine); use evident verify-proof", "wait");
+    return;
+  }
+  let proof;
+  let key;
+  try {
+    proof = await api(`/api/v1/events/${encodeURIComponent(id)}/proof`);
+    key = await api("/api/v1/integrity/key");
+  } catch (error) {
+    proofResult(error.message, error.status === 409 ? "wait" : "bad");
+    return;
+  }
+  try {
+    const c = proof.checkpoint;
+    const event = fromBase64(proof.event);
+    const stored = JSON.parse(new TextDecoder().decode(event));
+    if (stored.id !== id) throw new Error(`the proof is of event ${stored.id}`);
+    const leaf = await sha256(Uint8Array.of(0), event);
+    const root = await rootFromPath(leaf, proof.index, c.size, proof.path.map(fromBase64));
+    if (toBase64(root) !== c.root) throw new Error("the path does not lead to the checkpoint's root");
+    if (c.key_id !== key.key_id) throw new Error(`signed by key ${c.key_id}, not by this server's key ${key.key_id}`);
+    const text = `evident checkpoint v1\n${c.origin}\n${c.size}\n${c.root}\n${c.time}\n`;
+    const publicKey = await crypto.subtle.importKey("raw", fromBase64(key.public_key), { name: "Ed25519" }, false, ["verify"]);
+    const signed = await crypto.subtle.verify({ name: "Ed25519" }, publicKey, fromBase64(c.signature), new TextEncoder().encode(text));
+    if (!signed) throw new Error("the checkpoint's signature does not verify");
+    proofResult(`verified: event ${proof.index + 1} of ${c.size} in the checkpoint signed by key ${c.key_id}`, "ok");
+    $("event-proof-facts").replaceChildren(
+      el("dt", {}, "log"), el("dd", {}, c.origin),
+      el("dt", {}, "root"), el("dd", {}, c.root),
+      el("dt", {}, "key"), el("dd", {}, `${key.key_id} (as this server reports it; check offline with evident verify-proof and a key you hold)`),
+    );
+  } catch (error) {
+    proofResult(`does not verify: ${error.message}`, "bad");
+  }
+}
 
 // ---- overview -----------------------------------------------------------------------
 

@@ -87,7 +87,7 @@ $("signout").addEventListener("click", signOut);
 
 // ---- pages --------------------------------------------------------------------------
 
-const PAGES = ["signin", "tail", "findings", "overview", "event"];
+const PAGES = ["signin", "tail", "findings", "overview", "event", "rules", "health"];
 
 function route() {
   const parts = (location.hash.replace(/^#\//, "") || "tail").split("/");
@@ -104,6 +104,8 @@ function route() {
   if (page === "tail") startTail();
   if (page === "findings") loadFindings();
   if (page === "overview") loadOverview();
+  if (page === "rules") loadRules();
+  if (page === "health") loadHealth();
   if (page === "event") loadEvent(decodeURIComponent(parts[1] || ""));
 }
 window.addEventListener("hashchange", route);
@@ -315,6 +317,104 @@ for (const button of document.querySelectorAll("#finding-action button")) {
 $("findings-filters").addEventListener("submit", (event) => {
   event.preventDefault();
   loadFindings();
+});
+
+// ---- rules --------------------------------------------------------------------------
+
+async function loadRules() {
+  setStatus("rules-status", "loading…");
+  try {
+    const [library, findings] = await Promise.all([api("/api/v1/rules"), api("/api/v1/findings?limit=1000")]);
+    const fired = {};
+    for (const f of findings.findings) {
+      const r = (fired[f.rule_id] ||= { firings: 0, findings: 0, last: "" });
+      r.firings += f.count;
+      r.findings += 1;
+      if (f.last_seen > r.last) r.last = f.last_seen;
+    }
+    const rows = library.rules.map((rule) => {
+      const r = fired[rule.id] || { firings: 0, findings: 0, last: "" };
+      return el(
+        "tr",
+        { class: `sev-${rule.level || "info"}`, "data-rule": rule.id },
+        el("td", { title: rule.id }, rule.title),
+        el("td", {}, rule.kind),
+        el("td", {}, rule.level || ""),
+        el("td", {}, "enabled"),
+        el("td", {}, r.last || "never"),
+        el("td", { class: "rule-firings" }, r.firings),
+        el("td", {}, r.findings),
+        el("td", {}, rule.file),
+      );
+    });
+    $("rules-rows").replaceChildren(...rows);
+    const problems = library.problems.map((p) => el("li", {}, `${p.file || ""}: ${p.reason || JSON.stringify(p)}`));
+    if (problems.length === 0) problems.push(el("li", {}, "none"));
+    $("rules-problems").replaceChildren(...problems);
+    setStatus("rules-status", `${rows.length} rules loaded; firings counted from the latest 1,000 findings`);
+  } catch (error) {
+    setStatus("rules-status", error.message);
+  }
+}
+
+// ---- health -------------------------------------------------------------------------
+
+function facts(id, pairs) {
+  $(id).replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: `fact-${k.replace(/ /g, "-")}` }, v)]));
+}
+
+async function loadHealth() {
+  setStatus("health-status", "loading…");
+  try {
+    const ready = await fetch("/readyz").then(async (r) => ({ code: r.status, body: await r.json() }));
+    const detection = ready.body.detection || {};
+    facts("health-ready", [
+      ["ready", ready.code === 200 ? "yes" : `no: ${ready.body.reason}`],
+      ["detection behind", `${detection.lag_events ?? 0} events, ${Math.round(detection.lag_seconds ?? 0)} s`],
+    ]);
+    const p = await api("/api/v1/stats/pipeline");
+    const dead = await api("/api/v1/dead-letters?limit=1000")
+      .then((d) => d.dead_letters.length)
+      .catch((error) => (error.status === 403 ? "an admin key shows them" : error.message));
+    facts("health-pipeline", [
+      ["received", p.received],
+      ["stored", p.processed],
+      ["duplicates", p.duplicates],
+      ["folded", p.deduplicated],
+      ["commits", p.commits],
+      ["failed", p.failed],
+      ["dead letters", dead],
+      ["queued bytes", p.queue_bytes],
+    ]);
+    facts("health-lanes", p.queue_size.map((lane) => [lane.priority, lane.events]));
+    setStatus("health-status", `as of ${new Date().toLocaleTimeString()}`);
+  } catch (error) {
+    setStatus("health-status", error.message);
+  }
+}
+
+$("health-refresh").addEventListener("click", loadHealth);
+$("verify-run").addEventListener("click", async () => {
+  $("health-verify").textContent = "walking the log…";
+  $("health-verify").className = "proof wait";
+  try {
+    const result = await api("/api/v1/integrity/verify");
+    const ok = result.ok === true;
+    const tail = result.unverified_tail ? `; ${result.unverified_tail} newer events wait for the next checkpoint` : "";
+    if (!ok) {
+      $("health-verify").textContent = `problem: ${result.problem || JSON.stringify(result.beside)}${result.problem_event ? ` (event ${result.problem_event})` : ""}`;
+      $("health-verify").className = "proof bad";
+    } else if (result.verified_events === 0) {
+      $("health-verify").textContent = `nothing signed yet${tail}`;
+      $("health-verify").className = "proof wait";
+    } else {
+      $("health-verify").textContent = `verified at ${new Date().toLocaleTimeString()}: ${result.verified_events} events against ${result.checkpoints} signed checkpoints${tail}`;
+      $("health-verify").className = "proof ok";
+    }
+  } catch (error) {
+    $("health-verify").textContent = error.message;
+    $("health-verify").className = "proof bad";
+  }
 });
 
 // ---- event detail -------------------------------------------------------------------

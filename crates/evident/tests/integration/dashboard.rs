@@ -377,6 +377,42 @@ async fn a_user_signs_in_watches_filters_acknowledges_and_reads_the_overview() {
     );
     browser.screenshot("event-detail").await;
 
+    // Rules: the brute-force rule is listed with its firing.
+    c.goto(&format!("{}/#/rules", server.url)).await.unwrap();
+    let rules = browser
+        .text_until("#rules-status", |t| t.contains("rules loaded"))
+        .await;
+    assert!(rules.starts_with(char::is_numeric), "{rules}");
+    let fired = browser
+        .text_until("#rules-rows", |t| t.contains("Brute force"))
+        .await;
+    assert!(fired.contains("enabled"), "{fired}");
+    browser.screenshot("rules").await;
+
+    // Health: the service is ready, the pipeline counts what was stored, the log verifies.
+    c.goto(&format!("{}/#/health", server.url)).await.unwrap();
+    assert_eq!(
+        browser.text_until(".fact-ready", |t| !t.is_empty()).await,
+        "yes"
+    );
+    let stored: u64 = browser
+        .text_until(".fact-stored", |t| !t.is_empty())
+        .await
+        .parse()
+        .unwrap();
+    assert!(stored >= 9, "the page counts {stored} stored events");
+    browser.click("#verify-run").await;
+    let verified = browser
+        .text_until("#health-verify", |t| {
+            t.starts_with("verified") || t.starts_with("problem") || t.starts_with("nothing")
+        })
+        .await;
+    assert!(
+        verified.starts_with("verified") && !verified.contains(": 0 events"),
+        "the event's proof verified, so the walk covers it: {verified}"
+    );
+    browser.screenshot("health").await;
+
     // The wrong key tried at sign-in was answered 401, and a proof asked for before the
     // next checkpoint 409: the browser logs both as failed loads. Anything else is a fault.
     let errors: Vec<String> = browser

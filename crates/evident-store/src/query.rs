@@ -208,6 +208,8 @@ pub struct Bucket {
     pub start: i64,
     /// Events in the bucket.
     pub count: u64,
+    /// Of those, how many of each severity, by rank (info, low, medium, high, critical).
+    pub by_severity: [u64; 5],
 }
 
 /// The answer to a [`StatsQuery`].

@@ -261,7 +261,11 @@ pub async fn stats_count_groups_and_buckets(store: &dyn EventStore) {
                     "user.login"
                 },
                 i,
-                Severity::Info,
+                if i % 4 == 0 {
+                    Severity::High
+                } else {
+                    Severity::Info
+                },
             )
         })
         .collect();
@@ -283,8 +287,21 @@ pub async fn stats_count_groups_and_buckets(store: &dyn EventStore) {
     assert_eq!(stats.groups[0].count, 90);
     assert_eq!(stats.groups[1].count, 30);
     assert_eq!(
+        stats.groups[1].key,
+        vec![Some("access.denied".to_owned()), Some("high".to_owned())]
+    );
+    assert_eq!(
         stats.series.iter().map(|b| b.count).collect::<Vec<_>>(),
         vec![60, 60]
+    );
+    // Each bucket says how many of each severity (info, low, medium, high, critical).
+    assert_eq!(
+        stats
+            .series
+            .iter()
+            .map(|b| b.by_severity)
+            .collect::<Vec<_>>(),
+        vec![[45, 0, 0, 15, 0], [45, 0, 0, 15, 0]]
     );
 }
 

@@ -582,15 +582,25 @@ function bar(percent) {
   return node;
 }
 
+const SEVERITY_COLOURS = [
+  ["critical", "#ff4d4f"],
+  ["high", "#ff8c1a"],
+  ["medium", "#f2c94c"],
+  ["low", "#6fcf97"],
+  ["info", "#8b98a5"],
+];
+
 function drawSeries(stats) {
-  // The store answers the buckets that hold events; the chart spans the whole period.
+  // The store answers the buckets that hold events; the chart spans the whole period,
+  // one stacked bar per bucket, by severity.
   const step = stats.interval_seconds * 1000;
   const from = Date.parse(stats.from);
   const to = Date.parse(stats.to);
-  const counts = new Map(stats.series.map((b) => [Math.floor((Date.parse(b.start) - from) / step), b.count]));
+  const held = new Map(stats.series.map((b) => [Math.floor((Date.parse(b.start) - from) / step), b]));
   const buckets = [];
   for (let i = 0, t = from; t < to && i < 2000; i++, t += step) {
-    buckets.push({ start: new Date(t).toISOString(), count: counts.get(i) || 0 });
+    const b = held.get(i);
+    buckets.push({ start: new Date(t).toISOString(), count: b ? b.count : 0, by: b ? b.by_severity : {} });
   }
   const max = Math.max(1, ...buckets.map((b) => b.count));
   const width = 900;
@@ -602,19 +612,25 @@ function drawSeries(stats) {
   svg.setAttribute("width", "100%");
   svg.setAttribute("role", "img");
   buckets.forEach((bucket, i) => {
-    if (!bucket.count) return;
-    const h = (height * bucket.count) / max;
-    const rect = document.createElementNS(ns, "rect");
-    rect.setAttribute("x", i * barWidth + 1);
-    rect.setAttribute("y", height - h);
-    rect.setAttribute("width", Math.max(1, barWidth - 2));
-    rect.setAttribute("height", h);
-    rect.setAttribute("fill", "#4aa3ff");
-    rect.setAttribute("data-count", bucket.count);
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${bucket.start}: ${bucket.count} events`;
-    rect.append(title);
-    svg.append(rect);
+    let y = height;
+    for (const [severity, colour] of [...SEVERITY_COLOURS].reverse()) {
+      const n = bucket.by[severity] || 0;
+      if (!n) continue;
+      const h = (height * n) / max;
+      y -= h;
+      const rect = document.createElementNS(ns, "rect");
+      rect.setAttribute("x", i * barWidth + 1);
+      rect.setAttribute("y", y);
+      rect.setAttribute("width", Math.max(1, barWidth - 2));
+      rect.setAttribute("height", h);
+      rect.setAttribute("fill", colour);
+      rect.setAttribute("data-severity", severity);
+      rect.setAttribute("data-count", n);
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${bucket.start}: ${n} ${severity}`;
+      rect.append(title);
+      svg.append(rect);
+    }
   });
   const label = document.createElementNS(ns, "text");
   label.setAttribute("x", 0);

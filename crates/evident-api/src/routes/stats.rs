@@ -42,7 +42,15 @@ pub async fn stats(
     let series: Vec<Value> = stats
         .series
         .iter()
-        .map(|b| json!({"start": rfc3339(b.start), "count": b.count}))
+        .map(|b| {
+            let by_severity: Map<String, Value> = evident_model::Severity::ALL
+                .iter()
+                .zip(b.by_severity)
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (s.as_str().to_owned(), n.into()))
+                .collect();
+            json!({"start": rfc3339(b.start), "count": b.count, "by_severity": by_severity})
+        })
         .collect();
     Ok(Json(json!({
         "from": rfc3339(from),

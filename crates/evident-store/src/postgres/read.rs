@@ -241,7 +241,11 @@ pub(crate) async fn stats(client: &Client, q: &StatsQuery) -> Result<Stats, Stor
     };
     let n = f.values.len() + 1;
     let sql = format!(
-        "SELECT ({MICROS} / ${n}) * ${n} AS bucket, COUNT(*) FROM events{} GROUP BY bucket ORDER BY bucket",
+        "SELECT ({MICROS} / ${n}) * ${n} AS bucket, COUNT(*), \
+         COUNT(*) FILTER (WHERE severity = 0), COUNT(*) FILTER (WHERE severity = 1), \
+         COUNT(*) FILTER (WHERE severity = 2), COUNT(*) FILTER (WHERE severity = 3), \
+         COUNT(*) FILTER (WHERE severity = 4) \
+         FROM events{} GROUP BY bucket ORDER BY bucket",
         f.sql()
     );
     let mut params = f.params();
@@ -249,9 +253,14 @@ pub(crate) async fn stats(client: &Client, q: &StatsQuery) -> Result<Stats, Stor
     for row in client.query(&sql, &params).await? {
         let count: i64 = row.get(1);
         stats.total += count as u64;
+        let mut by_severity = [0u64; 5];
+        for (rank, n) in by_severity.iter_mut().enumerate() {
+            *n = row.get::<_, i64>(2 + rank) as u64;
+        }
         stats.series.push(Bucket {
             start: row.get(0),
             count: count as u64,
+            by_severity,
         });
     }
     Ok(stats)

@@ -204,7 +204,9 @@ pub(crate) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
         ..Stats::default()
     };
     let sql = format!(
-        "SELECT (time / ?) * ? AS bucket, COUNT(*) FROM events{} GROUP BY bucket ORDER BY bucket",
+        "SELECT (time / ?) * ? AS bucket, COUNT(*), SUM(severity = 0), SUM(severity = 1), \
+         SUM(severity = 2), SUM(severity = 3), SUM(severity = 4) \
+         FROM events{} GROUP BY bucket ORDER BY bucket",
         f.sql()
     );
     let mut values = vec![Sql::Integer(q.interval), Sql::Integer(q.interval)];
@@ -214,9 +216,14 @@ pub(crate) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
     while let Some(row) = rows.next()? {
         let count: i64 = row.get(1)?;
         stats.total += count as u64;
+        let mut by_severity = [0u64; 5];
+        for (rank, n) in by_severity.iter_mut().enumerate() {
+            *n = row.get::<_, i64>(2 + rank)? as u64;
+        }
         stats.series.push(Bucket {
             start: row.get(0)?,
             count: count as u64,
+            by_severity,
         });
     }
     Ok(stats)

@@ -307,10 +307,22 @@ async fn a_user_signs_in_watches_filters_acknowledges_and_reads_the_overview() {
         .text("#chart-types [data-key='auth.login.failure'] .bar-count")
         .await;
     assert_eq!(failures, "5");
-    assert!(
-        browser.present("#chart-series svg rect").await,
-        "the series is drawn"
-    );
+    // The series stacks each bucket by severity: the one critical event posted shows.
+    let mut critical = 0u64;
+    for rect in c
+        .find_all(Locator::Css("#chart-series rect[data-severity=critical]"))
+        .await
+        .unwrap()
+    {
+        critical += rect
+            .attr("data-count")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    assert_eq!(critical, 1, "one critical event was posted");
     browser.screenshot("overview").await;
 
     // Back on the live tail, the repository's sample (every seed shape) streams in.

@@ -5,6 +5,8 @@
 #
 #   scripts/bench-stream.sh                   (the matrix recorded in BENCHMARKS.md)
 #   scripts/bench-stream.sh SUBSCRIBERS RATE  (one line)
+#   PINNED=1 scripts/bench-stream.sh ...      (server on CPU 0, load and subscribers on
+#                                              CPU 1: what the server itself pays)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p evident
@@ -17,5 +19,10 @@ fi
 for run in "${runs[@]}"; do
   set -- $run
   echo "== $1 subscribers, $2 events/s"
-  "$bin" bench-stream --subscribers "$1" --rate "$2" --seconds 20 --events 100000 --dir .bench-data
+  if [ -n "${PINNED:-}" ]; then
+    taskset -c 1 "$bin" bench-stream --server-cpus 0 --subscribers "$1" --rate "$2" \
+      --seconds 20 --events 100000 --dir .bench-data
+  else
+    "$bin" bench-stream --subscribers "$1" --rate "$2" --seconds 20 --events 100000 --dir .bench-data
+  fi
 done

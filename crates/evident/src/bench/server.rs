@@ -20,12 +20,30 @@ impl Spawned {
     /// Starts `evident serve` on a fresh `data_dir` and a free port, with `extra` serve
     /// arguments, and waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[String]) -> anyhow::Result<Self> {
+        Self::start_on_cpus(data_dir, extra, None).await
+    }
+
+    /// [`Spawned::start`], on the CPUs `cpus` (a `taskset -c` list) when given, so the
+    /// server and the load can be kept apart.
+    pub async fn start_on_cpus(
+        data_dir: &Path,
+        extra: &[String],
+        cpus: Option<&str>,
+    ) -> anyhow::Result<Self> {
         if data_dir.try_exists().unwrap_or(true) {
             std::fs::remove_dir_all(data_dir)
                 .with_context(|| format!("cannot clear {}", data_dir.display()))?;
         }
         let exe = std::env::current_exe().context("cannot find this executable")?;
-        let mut child = Command::new(exe)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)

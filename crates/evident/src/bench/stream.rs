@@ -40,6 +40,11 @@ pub struct StreamBenchArgs {
     /// Scratch directory for the server's data.
     #[arg(long, default_value = ".bench-data")]
     pub dir: PathBuf,
+    /// Run the server on these CPUs only (a `taskset -c` list, e.g. `0`); run this
+    /// command itself on the others (`taskset -c 1 evident bench-stream --server-cpus 0`)
+    /// to keep the subscribers' and the load's work off the server's CPUs.
+    #[arg(long)]
+    pub server_cpus: Option<String>,
     /// An extra argument for the server (repeat for several).
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
@@ -69,7 +74,12 @@ struct Seen {
 pub async fn run(args: StreamBenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let server = server::Spawned::start(&args.dir.join("stream-server"), &args.serve_args).await?;
+    let server = server::Spawned::start_on_cpus(
+        &args.dir.join("stream-server"),
+        &args.serve_args,
+        args.server_cpus.as_deref(),
+    )
+    .await?;
     let target = target(&server.url, &server.key, false)?;
     let mut generator = workload::Generator::new(7, workload::IdKind::V4);
     let mut bodies = |n: usize, batch: usize| -> (Vec<Bytes>, Vec<usize>) {

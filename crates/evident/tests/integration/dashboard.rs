@@ -89,6 +89,22 @@ impl Browser {
         }
     }
 
+    /// Opens `server`'s dashboard and signs in with its admin key; returns once the
+    /// live tail is connected.
+    async fn sign_in(&self, server: &Server) {
+        self.client.goto(&format!("{}/", server.url)).await.unwrap();
+        self.client
+            .find(Locator::Css("#key"))
+            .await
+            .unwrap()
+            .send_keys(&server.key)
+            .await
+            .unwrap();
+        self.click("#signin button").await;
+        self.text_until("#tail-status", |t| t.starts_with("live"))
+            .await;
+    }
+
     /// Waits for the element at `css` and returns its text.
     async fn text(&self, css: &str) -> String {
         self.client
@@ -451,17 +467,7 @@ async fn a_user_signs_in_watches_filters_acknowledges_and_reads_the_overview() {
     assert_eq!(altered_rows, 1);
     drop(conn);
     let altered = Server::start(&server.dir);
-    c.goto(&format!("{}/", altered.url)).await.unwrap();
-    c.find(Locator::Css("#key"))
-        .await
-        .unwrap()
-        .send_keys(&altered.key)
-        .await
-        .unwrap();
-    browser.click("#signin button").await;
-    browser
-        .text_until("#tail-status", |t| t.starts_with("live"))
-        .await;
+    browser.sign_in(&altered).await;
     c.goto(&format!("{}/#/events/{}", altered.url, id(&first)))
         .await
         .unwrap();
@@ -476,8 +482,9 @@ async fn a_user_signs_in_watches_filters_acknowledges_and_reads_the_overview() {
 }
 
 /// The benchmark behind `scripts/bench-dashboard.sh` (ignored in the test run): the
-/// live tail open for 60 s while 1,000 events a second arrive; prints the page's JavaScript heap at the start and the end, and the rows it
-/// holds. A page that keeps what it shows bounded ends where it started.
+/// live tail open for 60 s while 1,000 events a second arrive; prints the page's
+/// JavaScript heap at the start and the end, and the rows it holds. A page that keeps
+/// what it shows bounded ends where it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: scripts/bench-dashboard.sh"]
 async fn bench_the_live_tail_memory_under_a_steady_flow() {
@@ -485,17 +492,7 @@ async fn bench_the_live_tail_memory_under_a_steady_flow() {
     let (_dir, server) = Server::start_fresh();
     let browser = Browser::start().await;
     let c = &browser.client;
-    c.goto(&format!("{}/", server.url)).await.unwrap();
-    c.find(Locator::Css("#key"))
-        .await
-        .unwrap()
-        .send_keys(&server.key)
-        .await
-        .unwrap();
-    browser.click("#signin button").await;
-    browser
-        .text_until("#tail-status", |t| t.starts_with("live"))
-        .await;
+    browser.sign_in(&server).await;
     let heap = || async {
         let used = c
             .execute(

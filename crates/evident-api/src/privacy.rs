@@ -26,6 +26,15 @@ impl View {
         }
     }
 
+    /// The view of a reader with the personal-data permission (what the live stream
+    /// renders once for all such subscribers).
+    pub fn personal(privacy: Option<&Arc<Privacy>>) -> Self {
+        Self {
+            privacy: privacy.cloned(),
+            personal: true,
+        }
+    }
+
     /// The protection to open sealed values with, when the caller may see personal data.
     pub fn opener(&self) -> Option<&Privacy> {
         self.privacy.as_deref().filter(|_| self.personal)

@@ -75,8 +75,11 @@ pub struct FindingNote {
     pub severity: Severity,
     /// The finding's facility, for scopes and facility filters.
     pub facility: Option<String>,
-    /// The finding as the API shows it.
+    /// The finding as the API shows it to readers without the personal-data permission.
     pub finding: serde_json::Value,
+    /// The finding as the API shows it to readers with that permission (clear values in
+    /// its group key), when it differs.
+    pub revealed: Option<serde_json::Value>,
 }
 
 /// One message on the ring.
@@ -254,6 +257,7 @@ mod tests {
             severity: Severity::High,
             facility: None,
             finding: serde_json::json!({"id": "f"}),
+            revealed: None,
         });
         assert_eq!(recv(&mut fast).await, Ok(40));
         let mut stopped = live.stopped();

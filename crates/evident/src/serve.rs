@@ -80,6 +80,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let findings_feed = tokio::spawn(evident_api::routes::stream::publish_findings(
         detection.findings_changed(),
         findings.clone(),
+        store.clone(),
+        pipeline.privacy().cloned(),
         live.clone(),
     ));
     let limits = Limits {

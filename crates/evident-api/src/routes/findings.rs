@@ -110,9 +110,14 @@ pub async fn patch(
         Ok(Some(finding)) => {
             if let Some(stream) = &state.stream {
                 let seq = stream.live.position();
-                stream
-                    .live
-                    .publish_finding(super::stream::finding_note(&finding, seq));
+                let note = super::stream::finding_note_revealed(
+                    &finding,
+                    seq,
+                    state.pipeline.privacy(),
+                    &state.store,
+                )
+                .await;
+                stream.live.publish_finding(note);
             }
             Ok(Json(one(&state, &caller, finding).await?))
         }

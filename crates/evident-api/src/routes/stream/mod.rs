@@ -71,7 +71,29 @@ pub fn finding_note(finding: &Finding, seq: i64) -> FindingNote {
         severity: finding.severity,
         facility: finding.facility.clone(),
         finding: serde_json::to_value(finding).unwrap_or(Value::Null),
+        revealed: None,
     }
+}
+
+/// [`finding_note`], with the finding also as readers allowed to see personal data see it
+/// (clear values in its group key, read from its evidence), when protection is on.
+pub async fn finding_note_revealed(
+    finding: &Finding,
+    seq: i64,
+    privacy: Option<&Arc<evident_privacy::Privacy>>,
+    events: &Arc<dyn evident_store::EventStore>,
+) -> FindingNote {
+    let mut note = finding_note(finding, seq);
+    if privacy.is_some() {
+        let view = View::personal(privacy);
+        match crate::reveal::present(vec![finding.clone()], &view, events, &None).await {
+            Ok(mut shown) => note.revealed = shown.pop().filter(|v| *v != note.finding),
+            Err(error) => {
+                tracing::warn!(%error, "a finding's personal values could not be shown on the stream");
+            }
+        }
+    }
+    note
 }
 
 /// Tells the stream of the findings detection opened or changed, reading each from
@@ -79,6 +101,8 @@ pub fn finding_note(finding: &Finding, seq: i64) -> FindingNote {
 pub async fn publish_findings(
     mut changed: tokio::sync::broadcast::Receiver<evident_detect::FindingsChanged>,
     store: Arc<dyn FindingStore>,
+    events: Arc<dyn evident_store::EventStore>,
+    privacy: Option<Arc<evident_privacy::Privacy>>,
     live: Arc<Live>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -93,7 +117,9 @@ pub async fn publish_findings(
         };
         for id in change.ids {
             match store.finding(id, None).await {
-                Ok(Some(finding)) => live.publish_finding(finding_note(&finding, change.seq)),
+                Ok(Some(finding)) => live.publish_finding(
+                    finding_note_revealed(&finding, change.seq, privacy.as_ref(), &events).await,
+                ),
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, %id, "a changed finding could not be read for the stream")

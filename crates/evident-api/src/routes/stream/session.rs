@@ -371,7 +371,11 @@ impl Producer {
                 if !wanted {
                     return Ok(());
                 }
-                let text = json!({"type": "finding", "seq": note.seq, "finding": note.finding});
+                let finding = match (&note.revealed, self.who.view) {
+                    (Some(revealed), 1) => revealed,
+                    _ => &note.finding,
+                };
+                let text = json!({"type": "finding", "seq": note.seq, "finding": finding});
                 self.queue(Out {
                     kind: "finding",
                     seq: note.seq,

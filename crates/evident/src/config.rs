@@ -39,6 +39,8 @@ struct StreamSection {
     send_timeout_secs: Option<u64>,
     /// Messages the fan-out ring holds.
     ring: Option<usize>,
+    /// Subscribers connected at once at most.
+    max_subscribers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,6 +275,11 @@ impl Config {
                 s.send_timeout_secs,
                 defaults.send_timeout,
             )?),
+            max_subscribers: positive(
+                "stream.max_subscribers",
+                s.max_subscribers,
+                defaults.max_subscribers,
+            )?,
         };
         Ok(Config {
             stream,

@@ -589,7 +589,7 @@ async fn a_stuck_client_is_told_what_it_missed_while_others_and_ingest_carry_on(
     let config = dir.path().join("evident.yaml");
     std::fs::write(
         &config,
-        "version: 1\nstream:\n  client_buffer: 1024\n  send_timeout_secs: 30\n",
+        "version: 1\nstream:\n  client_buffer: 1024\n  send_timeout_secs: 30\n  max_subscribers: 3\n",
     )
     .unwrap();
     let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
@@ -681,6 +681,36 @@ async fn a_stuck_client_is_told_what_it_missed_while_others_and_ingest_carry_on(
     assert_eq!(next(&mut again).await["type"], "connection_established");
     let back = events_until(&mut again, 1).await;
     assert_eq!(back[0]["seq"].as_i64().unwrap(), first_gap);
+
+    // Three streams are open, the configured most: a fourth is refused, on either way in.
+    assert_eq!(
+        connect(&server, Some(&server.key), "").await.err(),
+        Some(503)
+    );
+    let sse = reqwest::Client::new()
+        .get(format!("{}/api/v1/stream/sse", server.url))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 503);
+    let body: Value = sse.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stream.max_subscribers"),
+        "{body}"
+    );
+    drop(again);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connect(&server, Some(&server.key), "").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream gives its place back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A free port on 127.0.0.1, for a server that must come back on the same address.

@@ -48,6 +48,8 @@ pub struct StreamState {
     pub settings: StreamSettings,
     /// Tokens handed out to browsers.
     pub tokens: Arc<StreamTokens>,
+    /// One permit per connected subscriber.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl StreamState {
@@ -58,7 +60,18 @@ impl StreamState {
             log,
             settings,
             tokens: Arc::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(settings.max_subscribers.max(1))),
         }
+    }
+
+    /// A place for one more subscriber, held while it is connected; refused at the limit.
+    fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Unavailable(format!(
+                "the live stream has its {} subscribers (stream.max_subscribers); try again later",
+                self.settings.max_subscribers
+            ))
+        })
     }
 }
 
@@ -257,8 +270,12 @@ pub async fn websocket(
 ) -> Result<Response, ApiError> {
     let opening = open(&state, &headers, query.as_deref()).await?;
     let stream = stream_state(&state)?.clone();
+    let slot = stream.slot()?;
     Ok(upgrade
-        .on_upgrade(move |socket| websocket_session(socket, state, stream, opening))
+        .on_upgrade(move |socket| async move {
+            websocket_session(socket, state, stream, opening).await;
+            drop(slot);
+        })
         .into_response())
 }
 
@@ -463,9 +480,10 @@ pub async fn sse(
 ) -> Result<Response, ApiError> {
     let Opening { who, filter, .. } = open(&state, &headers, query.as_deref()).await?;
     let stream = stream_state(&state)?.clone();
+    let slot = stream.slot()?;
     let session = session::start(stream.live, stream.log, who, Some(filter), stream.settings);
     metrics::gauge!(SUBSCRIBERS).increment(1.0);
-    let guard = Gauge;
+    let guard = (Gauge, slot);
     let state = session.state.clone();
     let events = futures_util::stream::unfold(
         (session.out, Some((state, guard))),

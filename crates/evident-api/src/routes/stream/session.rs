@@ -38,6 +38,9 @@ pub struct StreamSettings {
     /// How long a subscriber may stay too slow (or a send to it may stall) before it is
     /// closed.
     pub send_timeout: Duration,
+    /// Subscribers connected at once at most; past it a new one is refused (503). An open
+    /// stream holds a connection and a file descriptor for as long as it lasts.
+    pub max_subscribers: usize,
 }
 
 impl Default for StreamSettings {
@@ -46,6 +49,7 @@ impl Default for StreamSettings {
             heartbeat: Duration::from_secs(15),
             client_buffer: 1024,
             send_timeout: Duration::from_secs(10),
+            max_subscribers: 1000,
         }
     }
 }

@@ -100,17 +100,31 @@ impl View {
                 PersonalField::UserAgent | PersonalField::SessionId => None,
             };
             let Some(value) = value else { continue };
-            if Pseudonyms::is_pseudonym(value) {
-                continue;
-            }
-            if !self.personal {
-                return Err(ApiError::InvalidParameter(format!(
-                    "{} is personal data: filter by its pseudonym (ps_…), or use a key with the personal-data permission",
-                    field.path()
-                )));
-            }
-            *value = privacy.pseudonym(value);
+            *value = self
+                .filter_value(privacy, &field.path(), value)
+                .map_err(ApiError::InvalidParameter)?;
         }
         Ok(())
+    }
+
+    /// What a filter on the personal field `path` compares with in the store: a
+    /// pseudonym as it is, a clear value as its pseudonym for a caller with the
+    /// permission; a clear value from any other caller is refused (it would let them test
+    /// who is in the data).
+    pub fn filter_value(
+        &self,
+        privacy: &Privacy,
+        path: &str,
+        value: &str,
+    ) -> Result<String, String> {
+        if Pseudonyms::is_pseudonym(value) {
+            Ok(value.to_owned())
+        } else if self.personal {
+            Ok(privacy.pseudonym(value))
+        } else {
+            Err(format!(
+                "{path} is personal data: filter by its pseudonym (ps_…), or use a key with the personal-data permission"
+            ))
+        }
     }
 }

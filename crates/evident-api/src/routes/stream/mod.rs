@@ -25,7 +25,6 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use evident_privacy::Pseudonyms;
 use evident_store::{Finding, FindingStore};
 use evident_stream::live::SUBSCRIBERS;
 use evident_stream::{CommittedLog, Filter, FindingNote, Live};
@@ -241,21 +240,11 @@ fn personal_filters(
     let Some(privacy) = state.pipeline.privacy() else {
         return Ok(());
     };
+    let view = View::new(Some(privacy), caller);
     for field in privacy.fields() {
         let path = field.path();
-        let mut seal = |value: &str| -> Result<String, String> {
-            if Pseudonyms::is_pseudonym(value) {
-                Ok(value.to_owned())
-            } else if caller.key.personal {
-                Ok(privacy.pseudonym(value))
-            } else {
-                Err(format!(
-                    "{path} is personal data: filter by its pseudonym (ps_…), or use a key with the personal-data permission"
-                ))
-            }
-        };
         filter
-            .seal_values(&path, &mut seal)
+            .seal_values(&path, &mut |value| view.filter_value(privacy, &path, value))
             .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
     }
     Ok(())
@@ -387,11 +376,7 @@ async fn websocket_session(
         }
     }
     if ended_by_us {
-        let reason = session
-            .state
-            .reason()
-            .unwrap_or_else(|| "the service is shutting down".into());
-        let notice = json!({"type": "closed", "reason": reason, "resume_from_seq": session.state.examined.load(Ordering::Relaxed) + 1});
+        let (notice, reason) = session.state.closed_notice();
         let goodbye = async {
             sink.send(Message::Text(notice.to_string().into())).await?;
             sink.send(Message::Close(Some(CloseFrame {
@@ -495,11 +480,7 @@ pub async fn sse(
                 }
                 None => {
                     let (state, _) = &held;
-                    let reason = state
-                        .reason()
-                        .unwrap_or_else(|| "the service is shutting down".into());
-                    let notice = json!({"type": "closed", "reason": reason,
-                        "resume_from_seq": state.examined.load(Ordering::Relaxed) + 1});
+                    let (notice, _) = state.closed_notice();
                     let last = SseEvent::default().event("closed").data(notice.to_string());
                     Some((Ok(last), (out, None)))
                 }

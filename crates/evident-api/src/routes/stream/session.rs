@@ -25,6 +25,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{broadcast, mpsc, watch};
 
+/// Why sessions end when the service stops.
+const SHUTTING_DOWN: &str = "the service is shutting down";
+
 /// Events read from the store at a time while replaying.
 const REPLAY_BATCH: usize = 1000;
 
@@ -98,6 +101,18 @@ impl SessionState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The `closed` message telling the subscriber why the session ended (the service
+    /// stopping, unless it ended on its own) and where to resume; and the reason alone.
+    pub fn closed_notice(&self) -> (Value, String) {
+        let reason = self.reason().unwrap_or_else(|| SHUTTING_DOWN.into());
+        let notice = json!({
+            "type": "closed",
+            "reason": reason,
+            "resume_from_seq": self.examined.load(Ordering::Relaxed) + 1,
+        });
+        (notice, reason)
     }
 }
 
@@ -264,7 +279,7 @@ impl Producer {
                         while let Ok(item) = self.ring.try_recv() {
                             self.offer(&item)?;
                         }
-                        self.state.close("the service is shutting down".into());
+                        self.state.close(SHUTTING_DOWN.into());
                         return Err(End);
                     }
                 }
@@ -337,7 +352,7 @@ impl Producer {
                 if !wanted {
                     return Ok(());
                 }
-                let show = self.who.show.clone();
+                let show = &self.who.show;
                 let committed_at = live.committed_at;
                 let text = live.text(self.who.view, |c| {
                     let committed_at = committed_at.map_or(String::new(), |at| {
@@ -428,29 +443,27 @@ impl Producer {
     /// Counts `n` messages that went by on the ring unread, from the next event after
     /// the position.
     fn missed_on_ring(&mut self, n: u64) -> Go {
+        self.count_missed(n, self.position + 1)
+    }
+
+    /// Counts `out`, which found the subscriber's queue full.
+    fn miss(&mut self, out: &Out) -> Go {
+        if out.kind == "heartbeat" {
+            // A heartbeat carries nothing to resume.
+            return self.give_up_if_stuck();
+        }
+        self.count_missed(1, out.seq)
+    }
+
+    /// Adds `n` missed messages; the first of a run of misses says where it began.
+    fn count_missed(&mut self, n: u64, from: i64) -> Go {
         self.missed_counter.increment(n);
-        let from = self.position + 1;
         let missed = self.missed.get_or_insert(Missed {
             count: 0,
             from,
             since: Instant::now(),
         });
         missed.count += n;
-        self.give_up_if_stuck()
-    }
-
-    fn miss(&mut self, out: &Out) -> Go {
-        if out.kind == "heartbeat" {
-            // A heartbeat carries nothing to resume.
-            return self.give_up_if_stuck();
-        }
-        self.missed_counter.increment(1);
-        let missed = self.missed.get_or_insert(Missed {
-            count: 0,
-            from: out.seq,
-            since: Instant::now(),
-        });
-        missed.count += 1;
         self.give_up_if_stuck()
     }
 

@@ -13,6 +13,9 @@
 # kept, so comparing against the same commit again builds nothing. The machine should be
 # otherwise idle; the figures still move by ±10% between runs, which is why both binaries
 # run alternately and medians are compared.
+#
+# BENCH_COMPARE_HEAD=COMMIT compares that commit, built the same way as REF, instead of
+# the working tree (to measure an earlier step again in a later run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,24 +25,36 @@ events="${3:-200000}"
 commit=$(git rev-parse --verify "${ref}^{commit}")
 short=$(git rev-parse --short "$commit")
 root="$PWD/.bench-compare"
-ref_bin="$root/bin/evident-$commit"
 ref_target="${BENCH_COMPARE_TARGET:-$root/target}"
 
-echo "== building the working tree"
-cargo build --release --locked -p evident
-head_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/evident"
+# Builds commit $1 from `git archive` into $root/bin (once) and prints its binary.
+build_commit() {
+  local commit=$1 bin="$root/bin/evident-$1"
+  if [ ! -x "$bin" ]; then
+    echo "== building $(git rev-parse --short "$commit") in $root" >&2
+    local src="$root/src-$commit"
+    rm -rf "$src"
+    mkdir -p "$src" "$root/bin"
+    git archive "$commit" | tar -x -C "$src"
+    CARGO_TARGET_DIR="$ref_target" cargo build --release --locked -p evident \
+      --manifest-path "$src/Cargo.toml" >&2
+    cp "$ref_target/release/evident" "$bin"
+    rm -rf "$src"
+  fi
+  echo "$bin"
+}
 
-if [ ! -x "$ref_bin" ]; then
-  echo "== building $short in $root"
-  src="$root/src-$commit"
-  rm -rf "$src"
-  mkdir -p "$src" "$root/bin"
-  git archive "$commit" | tar -x -C "$src"
-  CARGO_TARGET_DIR="$ref_target" cargo build --release --locked -p evident \
-    --manifest-path "$src/Cargo.toml"
-  cp "$ref_target/release/evident" "$ref_bin"
-  rm -rf "$src"
+if [ -n "${BENCH_COMPARE_HEAD:-}" ]; then
+  head_commit=$(git rev-parse --verify "${BENCH_COMPARE_HEAD}^{commit}")
+  head_bin=$(build_commit "$head_commit")
+  head_name=$(git rev-parse --short "$head_commit")
+else
+  echo "== building the working tree"
+  cargo build --release --locked -p evident
+  head_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/evident"
+  head_name=working
 fi
+ref_bin=$(build_commit "$commit")
 
 runs="$root/runs"
 mkdir -p "$runs"
@@ -73,5 +88,5 @@ head_ratio=$(cut -f3 "$runs/head.tsv" | median)
 echo
 echo "medians over $rounds rounds, $events events, 16 clients, batches of 1000:"
 printf '  %-8s %9s events/s  %sx the naive table\n' "$short" "$ref_rate" "$ref_ratio"
-printf '  %-8s %9s events/s  %sx the naive table\n' "working" "$head_rate" "$head_ratio"
-awk -v h="$head_rate" -v r="$ref_rate" 'BEGIN { printf "  working tree / %s: %.2f\n", "'"$short"'", h / r }'
+printf '  %-8s %9s events/s  %sx the naive table\n' "$head_name" "$head_rate" "$head_ratio"
+awk -v h="$head_rate" -v r="$ref_rate" 'BEGIN { printf "  %s / %s: %.2f\n", "'"$head_name"'", "'"$short"'", h / r }'

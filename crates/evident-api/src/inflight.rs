@@ -49,8 +49,8 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let bytes = declared
-        .unwrap_or(state.limits.max_body_bytes)
-        .min(state.limits.max_body_bytes);
+        .unwrap_or(state.ingestor.limits().max_body_bytes)
+        .min(state.ingestor.limits().max_body_bytes);
     let budget = &state.inflight;
     let kib = u32::try_from(bytes.div_ceil(1024))
         .unwrap_or(u32::MAX)

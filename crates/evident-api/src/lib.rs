@@ -8,7 +8,6 @@
 //! - [`dashboard`]: the web dashboard's static files, compiled in.
 //! - [`auth`]: API keys → [`auth::Caller`], the role → permission table, a short-lived key cache.
 //! - [`inflight`]: the budget of request bytes taken in at once (429 past it).
-//! - [`encoding`]: `Content-Encoding` of request bodies (gzip).
 //! - [`params`]: query strings → typed store queries.
 //! - [`privacy`]: what a caller sees of personal data in events; [`reveal`]: in findings.
 //! - [`error`]: the error code table and wire format.
@@ -16,7 +15,6 @@
 
 pub mod auth;
 pub mod dashboard;
-pub mod encoding;
 pub mod error;
 pub mod inflight;
 pub mod params;
@@ -40,7 +38,7 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole HTTP API over `state`.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.limits.max_body_bytes;
+    let body_limit = state.ingestor.limits().max_body_bytes;
     let body_timeout = state.body_timeout;
     Router::new()
         .route(

@@ -1,8 +1,9 @@
 //! What request handlers share.
 
 use crate::auth::KeyCache;
-use evident_ingest::{Limits, PriorityRules};
 use evident_pipeline::Pipeline;
+use evident_privacy::Privacy;
+use evident_sources::Ingestor;
 use evident_store::{EventStore, FindingStore, KeyStore};
 use std::sync::Arc;
 
@@ -13,24 +14,22 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     /// Where keys are checked.
     pub keys: Arc<dyn KeyStore>,
-    /// Where admitted events go to be queued and committed.
+    /// The commit stage (its counters, its committed stream).
     pub pipeline: Pipeline,
-    /// Bounds on ingest input.
-    pub limits: Limits,
+    /// The one way in for events: admission, sealing, then the pipeline.
+    pub ingestor: Ingestor,
+    /// Personal data protection, when configured: who may see personal values.
+    pub privacy: Option<Arc<Privacy>>,
     /// Recently validated keys.
     pub key_cache: Arc<KeyCache>,
     /// How long a client may take to send a request body.
     pub body_timeout: std::time::Duration,
-    /// Configured priorities per event type.
-    pub priorities: Arc<PriorityRules>,
     /// Renders `/metrics` (absent when no recorder is installed, as in unit tests).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether `/metrics` needs a read key.
     pub metrics_require_key: bool,
     /// Request bytes that may be taken in at once.
     pub inflight: crate::inflight::InflightBudget,
-    /// Large request bodies parsed at once on blocking threads.
-    pub admission_permits: Arc<tokio::sync::Semaphore>,
     /// Where detection's findings are kept (absent: findings routes answer 404).
     pub findings: Option<Arc<dyn FindingStore>>,
     /// The rules directory and the detection stage (absent: rules routes answer 404).
@@ -44,25 +43,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `store`/`keys`, submitting to `pipeline`.
+    /// State over `store`/`keys`, taking events in through `ingestor` (which feeds
+    /// `pipeline`).
     pub fn new(
         store: Arc<dyn EventStore>,
         keys: Arc<dyn KeyStore>,
         pipeline: Pipeline,
-        limits: Limits,
+        ingestor: Ingestor,
     ) -> Self {
         Self {
             store,
             keys,
             pipeline,
-            limits,
+            ingestor,
+            privacy: None,
             key_cache: Arc::default(),
             body_timeout: crate::BODY_TIMEOUT,
-            priorities: Arc::default(),
             metrics: None,
             metrics_require_key: false,
             inflight: crate::inflight::InflightBudget::new(crate::inflight::DEFAULT_INFLIGHT_BYTES),
-            admission_permits: Arc::new(tokio::sync::Semaphore::new(admission_threads())),
             findings: None,
             rules: None,
             integrity_key: None,
@@ -70,12 +69,4 @@ impl AppState {
             stream: None,
         }
     }
-}
-
-/// Threads that parse large bodies at once: one fewer than the cores, at least one, so a
-/// core stays for the writer and the async workers.
-fn admission_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get().saturating_sub(1))
-        .max(1)
 }

@@ -1,6 +1,6 @@
 //! One request body → the events to commit and the ones refused, in request order.
 
-use crate::decode::{BodyFormat, check_bounds, decode};
+use crate::decode::{BodyFormat, RawItem, check_bounds, decode};
 use crate::error::{DecodeError, FieldError, Rejection};
 use crate::limits::Limits;
 use crate::normalize::normalize_with;
@@ -71,8 +71,24 @@ pub fn normalize_body(
     priorities: &PriorityRules,
     received_at: OffsetDateTime,
 ) -> Result<Normalized, DecodeError> {
+    Ok(normalize_items(
+        decode(body, format, limits)?,
+        limits,
+        priorities,
+        received_at,
+    ))
+}
+
+/// Bounds-checks, normalizes and validates raw events any source decoded (each with its
+/// input line where lines mean something), leaving the valid ones unencoded.
+pub fn normalize_items(
+    items: Vec<(Option<usize>, RawItem)>,
+    limits: &Limits,
+    priorities: &PriorityRules,
+    received_at: OffsetDateTime,
+) -> Normalized {
     let mut normalized = Normalized::default();
-    for (index, (line, item)) in decode(body, format, limits)?.into_iter().enumerate() {
+    for (index, (line, item)) in items.into_iter().enumerate() {
         if let Some(line) = line {
             normalized.lines.push(line);
         }
@@ -94,7 +110,7 @@ pub fn normalize_body(
             Err(rejection) => normalized.rejected.push(rejection),
         }
     }
-    Ok(normalized)
+    normalized
 }
 
 impl Normalized {

@@ -51,6 +51,15 @@ pub enum DecodeError {
     /// The body holds no event.
     #[error("body holds no event")]
     Empty,
+    /// The body decompresses to more than the body limit.
+    #[error("the body decompresses to more than the {limit}-byte limit")]
+    TooLarge {
+        /// The configured body limit, in bytes.
+        limit: usize,
+    },
+    /// The body is not valid in its declared compression.
+    #[error("the body is {0}")]
+    InvalidCompression(String),
     /// More events than one request may carry.
     #[error("request carries {count} events, over the limit of {limit} per request; split it")]
     TooManyEvents {

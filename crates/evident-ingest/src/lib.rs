@@ -1,4 +1,4 @@
-//! evident's sources and admission: from request bytes to validated canonical events.
+//! evident's admission: from raw event objects to validated canonical events.
 //!
 //! # Layout
 //!
@@ -12,7 +12,8 @@
 //! - [`priorities`]: priority overrides per event type, from the configuration.
 //!
 //! Everything here is pure and synchronous; the HTTP layer and the pipeline own the I/O.
-//! Syslog listeners will live beside the HTTP decoding as further sources.
+//! The sources themselves (HTTP bodies, syslog, the agent's lines) and the ingestor
+//! that runs admission for all of them live in evident-sources.
 
 pub mod admit;
 pub mod decode;
@@ -22,7 +23,7 @@ pub mod normalize;
 pub mod priorities;
 pub mod strict;
 
-pub use admit::{Admission, Normalized, admit, admit_with, normalize_body};
+pub use admit::{Admission, Normalized, admit, admit_with, normalize_body, normalize_items};
 pub use decode::BodyFormat;
 pub use error::{DecodeError, FieldError, Rejection};
 pub use limits::Limits;

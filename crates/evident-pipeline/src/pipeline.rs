@@ -8,11 +8,10 @@ use crate::request::{EventOutcome, Pending};
 use crate::stats::{Stats, StatsSnapshot, add};
 use crate::windows::Fold;
 use evident_model::{EncodedEvent, Priority};
-use evident_privacy::Privacy;
 use evident_store::EventStore;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
@@ -33,10 +32,6 @@ pub enum PipelineError {
     /// The pipeline is shutting down and takes nothing new.
     #[error("the service is shutting down")]
     Closed,
-    /// Personal data could not be protected (the subject key store failed); nothing of
-    /// the submission was queued.
-    #[error("personal data protection failed: {0}")]
-    Privacy(String),
 }
 
 /// What admission and the committer share.
@@ -54,10 +49,6 @@ pub(crate) struct Shared {
     pub store: Arc<dyn EventStore>,
     /// The committed stream's hub.
     pub commits: Arc<evident_stream::Commits>,
-    /// Personal data protection, when configured: applied to every event before it is
-    /// queued, so the journal, the store and everything downstream see only pseudonyms
-    /// and ciphertext.
-    pub privacy: OnceLock<Arc<Privacy>>,
     /// Refusals counted since the last `system.ingest.refused` record.
     pub refusals: crate::refusals::Refusals,
 }
@@ -102,7 +93,6 @@ impl Pipeline {
             stats: Stats::default(),
             store_ok: AtomicBool::new(true),
             commits: Arc::default(),
-            privacy: OnceLock::new(),
             refusals: Default::default(),
         });
         let task = commit::spawn(shared.clone(), store);
@@ -135,7 +125,6 @@ impl Pipeline {
         let mut outcomes: Vec<Option<EventOutcome>> = vec![None; len];
         let mut lanes: [Vec<(usize, EncodedEvent)>; 5] = Default::default();
         let (events, mut folds) = self.fold_repeats(events, ack);
-        let events = self.seal(events).await?;
         let mut refused = Vec::new();
         {
             let mut queues = self.shared.queues();
@@ -230,57 +219,6 @@ impl Pipeline {
         let folds = crate::windows::keep_folds_into_committed(folds, &mut outcomes);
         crate::windows::record_folds_into(&self.shared, folds, &mut outcomes).await;
         Ok(outcomes)
-    }
-
-    /// Protects personal data from now on: every event submitted after this call has its
-    /// personal fields encrypted and replaced by pseudonyms before it is queued. Set once;
-    /// later calls are ignored.
-    pub fn protect_personal_data(&self, privacy: Arc<Privacy>) {
-        if self.shared.privacy.set(privacy).is_err() {
-            tracing::warn!("personal data protection was already set; the new one is ignored");
-        }
-    }
-
-    /// The personal data protection in force, if any.
-    pub fn privacy(&self) -> Option<&Arc<Privacy>> {
-        self.shared.privacy.get()
-    }
-
-    /// Seals the personal fields of `events` (on a blocking thread: new subjects' keys
-    /// are written to the key store) and encodes the sealed events again.
-    async fn seal(
-        &self,
-        events: Vec<(usize, EncodedEvent)>,
-    ) -> Result<Vec<(usize, EncodedEvent)>, PipelineError> {
-        let Some(privacy) = self.shared.privacy.get().cloned() else {
-            return Ok(events);
-        };
-        // Only events with personal fields change; the others keep their encoding.
-        let (mut kept, personal): (Vec<_>, Vec<_>) = events
-            .into_iter()
-            .partition(|(_, e)| !privacy.applies_to(&e.event));
-        if personal.is_empty() {
-            return Ok(kept);
-        }
-        tokio::task::spawn_blocking(move || {
-            let (slots, mut plain): (Vec<usize>, Vec<evident_model::Event>) = personal
-                .into_iter()
-                .map(|(slot, e)| (slot, e.event))
-                .unzip();
-            privacy
-                .seal(&mut plain)
-                .map_err(|e| PipelineError::Privacy(e.to_string()))?;
-            kept.extend(
-                slots
-                    .into_iter()
-                    .zip(plain.into_iter().map(EncodedEvent::new)),
-            );
-            // Lanes keep request order.
-            kept.sort_unstable_by_key(|(slot, _)| *slot);
-            Ok(kept)
-        })
-        .await
-        .map_err(|e| PipelineError::Privacy(e.to_string()))?
     }
 
     /// Writes a request's critical events to the store's critical journal, so they are

@@ -9,6 +9,7 @@ use evident_detect::DetectionHandle;
 use evident_detect::library::Library;
 use evident_ingest::Limits;
 use evident_pipeline::Pipeline;
+use evident_sources::{Ingestor, IngestorConfig};
 use evident_store::{
     EventStore, FindingStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance,
 };
@@ -48,9 +49,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (library, detector) = open_rules(args.rules.as_deref(), &args.data_dir)?;
     let privacy = crate::privacy::open(&args)?;
     let (pipeline, commit_task) = Pipeline::start(store.clone(), config.pipeline.clone());
-    if let Some(privacy) = privacy {
-        pipeline.protect_personal_data(privacy);
-    }
     let (detection, detection_task) = evident_detect::stage::start(
         findings.clone(),
         committed.clone(),
@@ -81,7 +79,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         detection.findings_changed(),
         findings.clone(),
         store.clone(),
-        pipeline.privacy().cloned(),
+        privacy.clone(),
         live.clone(),
     ));
     let limits = Limits {
@@ -89,9 +87,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_events: args.max_events,
         ..Limits::default()
     };
-    let mut state = AppState::new(store.clone(), keys, pipeline.clone(), limits);
+    let ingestor = ingestor(&pipeline, privacy.clone(), limits, &config);
+    let mut state = AppState::new(store.clone(), keys, pipeline.clone(), ingestor);
+    state.privacy = privacy;
     state.body_timeout = std::time::Duration::from_secs(args.body_timeout.max(1));
-    state.priorities = Arc::new(config.priorities.clone());
     state.metrics_require_key = config.metrics_require_key;
     state.findings = Some(findings);
     state.stream = Some(evident_api::routes::stream::StreamState::new(
@@ -159,6 +158,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     rules_watch.abort();
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one way in for every source: admission with the configured limits and
+/// priorities, sealing personal data when protection is on, then the pipeline.
+fn ingestor(
+    pipeline: &Pipeline,
+    privacy: Option<Arc<evident_privacy::Privacy>>,
+    limits: Limits,
+    config: &Config,
+) -> Ingestor {
+    let transforms: Vec<Arc<dyn evident_sources::Transform>> = privacy
+        .map(|p| Arc::new(evident_sources::ingestor::Sealing(p)) as _)
+        .into_iter()
+        .collect();
+    let config = IngestorConfig {
+        limits,
+        priorities: Arc::new(config.priorities.clone()),
+        ..IngestorConfig::default()
+    };
+    Ingestor::new(Arc::new(pipeline.clone()), transforms, config)
 }
 
 /// The rules directory: `dir`, or `DATA_DIR/rules`, created with the built-in default

@@ -6,8 +6,9 @@ use crate::params::pairs;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use evident_model::{EncodedEvent, Event};
+use evident_model::Event;
 use evident_pipeline::{Ack, EventOutcome};
+use evident_sources::Context;
 use serde_json::{Value, json};
 
 /// Most dead letters one call lists or replays.
@@ -71,7 +72,7 @@ pub async fn replay(
     for d in &letters {
         match serde_json::from_slice::<Event>(&d.bytes) {
             Ok(event) => {
-                events.push(EncodedEvent::new(event));
+                events.push(event);
                 ids.push(d.id);
             }
             Err(e) => {
@@ -79,14 +80,20 @@ pub async fn replay(
             }
         }
     }
-    let outcomes = state
-        .pipeline
-        .submit(events, Ack::Commit)
+    let context = Context {
+        ack: Ack::Commit,
+        key: Some(caller.key.id),
+    };
+    let report = state
+        .ingestor
+        .ingest_events(events, context)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let (mut stored, mut duplicates, mut again, mut failed) = (0, 0, 0, 0);
     let mut done = Vec::new();
-    for (id, outcome) in ids.into_iter().zip(outcomes) {
+    failed += report.rejected.len();
+    for taken in report.taken {
+        let (id, outcome) = (ids[taken.index], taken.outcome);
         match outcome {
             EventOutcome::Stored(_) | EventOutcome::Journaled => stored += 1,
             EventOutcome::Duplicate => duplicates += 1,

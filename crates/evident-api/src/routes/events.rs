@@ -32,7 +32,7 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
-    let view = View::new(state.pipeline.privacy(), &caller);
+    let view = View::new(state.privacy.as_ref(), &caller);
     let mut query = params::event_query(raw.as_deref(), OffsetDateTime::now_utc())?;
     view.filters(&mut query)?;
     query.scope = caller.scope();
@@ -70,7 +70,7 @@ pub async fn get(
             None => return Err(ApiError::NotFound(format!("no event with id {id}"))),
         },
     };
-    let view = View::new(state.pipeline.privacy(), &caller);
+    let view = View::new(state.privacy.as_ref(), &caller);
     let mut event = present(&stored, &view)?;
     if let (Some(into), Some(map)) = (folded_into, event.as_object_mut()) {
         map.insert(

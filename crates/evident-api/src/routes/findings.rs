@@ -113,7 +113,7 @@ pub async fn patch(
                 let note = super::stream::finding_note_revealed(
                     &finding,
                     seq,
-                    state.pipeline.privacy(),
+                    state.privacy.as_ref(),
                     &state.store,
                 )
                 .await;
@@ -134,7 +134,7 @@ pub(crate) async fn shown(
     caller: &Caller,
     findings: Vec<Finding>,
 ) -> Result<Vec<Value>, ApiError> {
-    let view = View::new(state.pipeline.privacy(), caller);
+    let view = View::new(state.privacy.as_ref(), caller);
     reveal::present(findings, &view, &state.store, &caller.scope()).await
 }
 

@@ -32,8 +32,8 @@ pub struct ErasureRequest {
 
 fn privacy(state: &AppState) -> Result<Arc<Privacy>, ApiError> {
     state
-        .pipeline
-        .privacy()
+        .privacy
+        .as_ref()
         .cloned()
         .ok_or_else(|| ApiError::NotFound("personal data protection is off".into()))
 }
@@ -71,13 +71,17 @@ pub async fn erase(
     let audit =
         evident_pipeline::system::erasure_recorded(&erasure.key, erasure.had_key, caller.key.id);
     let audit_id = audit.event.id;
-    let outcome = state
-        .pipeline
-        .submit(vec![audit], Ack::Commit)
+    let context = evident_sources::Context {
+        ack: Ack::Commit,
+        key: Some(caller.key.id),
+    };
+    let report = state
+        .ingestor
+        .ingest_events(vec![audit.event], context)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let recorded = matches!(
-        outcome.first(),
+        report.taken.first().map(|t| &t.outcome),
         Some(EventOutcome::Stored(_) | EventOutcome::Journaled)
     );
     if !recorded {

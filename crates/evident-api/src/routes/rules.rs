@@ -187,7 +187,7 @@ async fn shown_firings(
                 .collect()
         })
         .collect();
-    let view = crate::privacy::View::new(state.pipeline.privacy(), caller);
+    let view = crate::privacy::View::new(state.privacy.as_ref(), caller);
     let groups = firings
         .iter()
         .zip(&evidence)

@@ -202,7 +202,7 @@ async fn open(
     let scope = caller.scope();
     let mut filter = Filter::from_pairs(filters.iter().map(|(n, v)| (n.as_str(), v.as_str())))
         .map_err(|e| ApiError::InvalidParameter(e.to_string()))?;
-    let view = View::new(state.pipeline.privacy(), &caller);
+    let view = View::new(state.privacy.as_ref(), &caller);
     personal_filters(state, &caller, &mut filter)?;
     let personal = view.opener().is_some();
     Ok(Opening {
@@ -237,7 +237,7 @@ fn personal_filters(
     caller: &Caller,
     filter: &mut Filter,
 ) -> Result<(), ApiError> {
-    let Some(privacy) = state.pipeline.privacy() else {
+    let Some(privacy) = state.privacy.as_ref() else {
         return Ok(());
     };
     let view = View::new(Some(privacy), caller);

@@ -65,6 +65,12 @@ impl Follower {
         self.cursor
     }
 
+    /// Moves the cursor forward to `seq` without reading what lies between (for a
+    /// consumer with nobody to hand those events to). Never moves it back.
+    pub fn skip_to(&mut self, seq: i64) {
+        self.cursor = self.cursor.max(seq);
+    }
+
     /// The hub it follows.
     pub fn hub(&self) -> &Arc<Commits> {
         &self.hub

@@ -7,12 +7,17 @@
 //! bounded: a subscriber that falls a whole ring behind is told how many messages it
 //! missed (and can resume from the store by sequence number) while the fan-out, the other
 //! subscribers and ingest carry on. Nothing here waits for a subscriber.
+//!
+//! With no subscriber the fan-out reads nothing: it moves its cursor to the newest
+//! commit each time the hub says something was committed, so a service nobody watches
+//! pays nothing for its live stream. A subscriber that joins gets every message after
+//! the position it was given (both decided under one lock with the skip).
 
 use crate::follower::Follower;
 use crate::hub::CommittedEvent;
 use evident_model::Severity;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -107,6 +112,9 @@ pub struct Live {
     ring: broadcast::Sender<LiveItem>,
     sent: AtomicI64,
     stopped: watch::Sender<bool>,
+    /// Held while the fan-out sends or skips, and while a subscriber joins: a new
+    /// subscriber's position and the messages it gets agree.
+    gate: Mutex<()>,
 }
 
 impl Live {
@@ -120,14 +128,21 @@ impl Live {
             ring,
             sent: AtomicI64::new(follower.cursor()),
             stopped: watch::Sender::new(false),
+            gate: Mutex::new(()),
         });
         let task = tokio::spawn(fan_out(live.clone(), follower));
         (live, task)
     }
 
-    /// A new subscriber's place on the ring: it gets every message sent from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveItem> {
-        self.ring.subscribe()
+    /// A new subscriber's place on the ring, and the sequence number of the last event
+    /// before it: the subscriber gets every message after that.
+    pub fn subscribe(&self) -> (broadcast::Receiver<LiveItem>, i64) {
+        let _gate = self.gate();
+        (self.ring.subscribe(), self.position())
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The highest sequence number committed (perhaps not on the ring yet).
@@ -153,6 +168,36 @@ impl Live {
         self.stopped.send_replace(true);
     }
 
+    /// With no subscriber, moves `follower` and the position to the newest commit
+    /// without reading anything, and says so.
+    fn skip_unwatched(&self, follower: &mut Follower) -> bool {
+        let _gate = self.gate();
+        if self.ring.receiver_count() > 0 {
+            return false;
+        }
+        let head = self.hub.head().seq;
+        follower.skip_to(head);
+        self.sent.fetch_max(follower.cursor(), Ordering::AcqRel);
+        true
+    }
+
+    /// Puts committed events on the ring.
+    fn send(&self, events: Vec<CommittedEvent>) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let _gate = self.gate();
+        for committed in events {
+            let seq = committed.seq;
+            let mut event = LiveEvent::from(committed);
+            event.committed_at = self
+                .hub
+                .committed_at(seq)
+                .map(|at| wall - now.saturating_duration_since(at));
+            // Sent to whoever subscribes; with nobody left it is simply dropped.
+            self.ring.send(LiveItem::Event(Arc::new(event))).ok();
+            self.sent.store(seq, Ordering::Release);
+        }
+    }
+
     /// Puts a finding on the ring.
     pub fn publish_finding(&self, note: FindingNote) {
         // No subscriber: nobody to tell.
@@ -161,18 +206,20 @@ impl Live {
 }
 
 async fn fan_out(live: Arc<Live>, mut follower: Follower) {
-    while let Some(events) = follower.next().await {
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        for committed in events {
-            let seq = committed.seq;
-            let mut event = LiveEvent::from(committed);
-            event.committed_at = live
-                .hub
-                .committed_at(seq)
-                .map(|at| wall - now.saturating_duration_since(at));
-            live.ring.send(LiveItem::Event(Arc::new(event))).ok();
-            live.sent.store(seq, Ordering::Release);
+    loop {
+        // Read the closed flag first: a commit made before the close is still handed out.
+        let closed = follower.closed();
+        if !live.skip_unwatched(&mut follower) {
+            let events = follower.read_retrying().await;
+            if !events.is_empty() {
+                live.send(events);
+                continue;
+            }
         }
+        if closed {
+            break;
+        }
+        follower.wait().await;
     }
     live.stopped.send_replace(true);
     tracing::debug!("live stream fan-out stopped");
@@ -231,8 +278,9 @@ mod tests {
         let hub = Arc::new(Commits::default());
         let follower = Follower::new("live", hub.clone(), Arc::new(NoLog), 0);
         let (live, task) = Live::start(follower, 16);
-        let mut fast = live.subscribe();
-        let mut slow = live.subscribe();
+        let (mut fast, at) = live.subscribe();
+        let (mut slow, _) = live.subscribe();
+        assert_eq!(at, 0);
         let mut seq = 0;
         let mut expected = 0;
         for _ in 0..5 {
@@ -269,6 +317,83 @@ mod tests {
         assert!(
             *stopped.borrow_and_update(),
             "subscribers are told it stopped"
+        );
+    }
+
+    /// Reads one batch of 8 events into the hub after `seq`.
+    fn commit_eight(hub: &Commits, seq: &mut i64) {
+        let seqs: Vec<i64> = (0..8)
+            .map(|_| {
+                *seq += 1;
+                *seq
+            })
+            .collect();
+        hub.record_batch(vec![encoded(); 8].into(), seqs, Instant::now());
+    }
+
+    /// Waits until the fan-out's position reaches `seq`.
+    async fn position_reaches(live: &Live, seq: i64) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while live.position() < seq {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the fan-out keeps up");
+    }
+
+    /// A log that counts what is read from it.
+    struct CountingLog(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl CommittedLog for CountingLog {
+        async fn committed_after(
+            &self,
+            _seq: i64,
+            _limit: usize,
+        ) -> Result<Vec<CommittedEvent>, LogError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(Vec::new())
+        }
+
+        async fn last_seq(&self) -> Result<i64, LogError> {
+            Ok(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn nobody_watching_costs_no_reads_and_a_late_subscriber_starts_at_the_head() {
+        let hub = Arc::new(Commits::default());
+        let log = Arc::new(CountingLog(Default::default()));
+        // A fan-out that read the stream would look at the log each time it caught up
+        // with the hub; one that skips reads nothing at all.
+        let follower = Follower::new("live", hub.clone(), log.clone(), 0);
+        let (live, _task) = Live::start(follower, 16);
+        let mut seq = 0;
+        for _ in 0..5 {
+            commit_eight(&hub, &mut seq);
+        }
+        position_reaches(&live, 40).await;
+        assert_eq!(log.0.load(Ordering::Relaxed), 0, "nothing was read");
+        let (mut late, at) = live.subscribe();
+        assert_eq!(at, 40, "it joins where the stream stands");
+        commit_eight(&hub, &mut seq);
+        for expected in 41..=48 {
+            assert_eq!(recv(&mut late).await, Ok(expected));
+        }
+        // When it leaves, the fan-out skips again (a read of the log it had begun
+        // while subscribed may still finish).
+        drop(late);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reads = log.0.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            commit_eight(&hub, &mut seq);
+        }
+        position_reaches(&live, 88).await;
+        assert_eq!(
+            log.0.load(Ordering::Relaxed),
+            reads,
+            "nothing more was read"
         );
     }
 

@@ -164,13 +164,13 @@ pub fn start(
         examined: AtomicI64::new(who.since.unwrap_or(0)),
         closed: Mutex::new(None),
     });
-    let ring = live.subscribe();
+    let (ring, joined_at) = live.subscribe();
     let stopped = live.stopped();
     let producer = Producer {
         stopped,
         sent: metrics::counter!(MESSAGES_SENT),
         missed_counter: metrics::counter!(MESSAGES_MISSED),
-        position: who.since.unwrap_or_else(|| live.position()),
+        position: who.since.unwrap_or(joined_at),
         ring,
         log,
         who,

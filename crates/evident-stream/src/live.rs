@@ -145,6 +145,11 @@ impl Live {
         self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether anyone is subscribed now.
+    pub fn watched(&self) -> bool {
+        self.ring.receiver_count() > 0
+    }
+
     /// The highest sequence number committed (perhaps not on the ring yet).
     pub fn committed(&self) -> i64 {
         self.hub.head().seq

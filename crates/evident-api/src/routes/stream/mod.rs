@@ -127,6 +127,11 @@ pub async fn publish_findings(
             }
             Err(RecvError::Closed) => return,
         };
+        // Nobody subscribed: reading and revealing each finding would be for nothing
+        // (a subscriber who joins later reads findings through the API).
+        if !live.watched() {
+            continue;
+        }
         for id in change.ids {
             match store.finding(id, None).await {
                 Ok(Some(finding)) => live.publish_finding(

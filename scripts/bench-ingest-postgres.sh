@@ -33,49 +33,9 @@ echo "== the seeds' table: COPY, 1000-row INSERTs, one INSERT per event"
 "$bin" bench-pg-baselines --database-url "$base/evident_peers" --events "$events" --dir "$scratch"
 
 peers="$base/evident_peers"
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >"$scratch/apt.log" 2>&1 || { cat "$scratch/apt.log"; exit 1; }; }
-# Sends the workload to a daemon on $1 and reports events/s until every row is committed.
-measure_syslog() {
-  local name="$1" port="$2"
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-  local t0 t1 n=0
-  t0=$(date +%s.%N)
-  python3 scripts/bench/syslog_send.py 127.0.0.1 "$port" "$scratch/workload.ndjson"
-  for _ in $(seq 1 6000); do
-    n=$(psql -Atq "$peers" -c "SELECT count(*) FROM security_events")
-    [ "$n" -ge "$events" ] && break
-    sleep 0.1
-  done
-  t1=$(date +%s.%N)
-  [ "$n" -ge "$events" ] || { echo "$name stored only $n of $events events"; exit 1; }
-  awk -v n="$events" -v a="$t0" -v b="$t1" -v name="$name" 'BEGIN { printf "%s: %.0f events/s\n", name, n / (b - a) }'
-}
-conninfo_host=$(echo "$base" | sed -E 's#^postgres(ql)?://([^@/]*@)?([^:/]+).*#\3#')
-conninfo_port=$(echo "$base" | sed -E 's#^postgres(ql)?://[^/]*:([0-9]+).*#\2#')
-conninfo_user=$(echo "$base" | sed -E 's#^postgres(ql)?://([^@:/]+)@.*#\2#')
-
+source scripts/bench/peers.sh
 if [ "${SYSLOG_PEERS:-1}" = 1 ]; then
-  echo "== rsyslog (ompgsql) into the seeds' table"
-  apt_install rsyslog rsyslog-pgsql
-  mkdir -p "$scratch/rsyslog"
-  sed -e "s#@WORKDIR@#$PWD/$scratch/rsyslog#" -e "s#@CONNINFO@#$peers#" -e "s#@PORT@#15514#" \
-    scripts/bench/rsyslog.conf >"$scratch/rsyslog/rsyslog.conf"
-  "$bin" bench-pg-baselines --database-url "$peers" --reset-table
-  rsyslogd -f "$PWD/$scratch/rsyslog/rsyslog.conf" -i "$PWD/$scratch/rsyslog/pid"
-  measure_syslog "rsyslog $(rsyslogd -v | head -1 | awk '{print $2}')" 15514
-  kill "$(cat "$scratch/rsyslog/pid")"
-
-  echo "== syslog-ng (sql) into the seeds' table"
-  apt_install syslog-ng-core syslog-ng-mod-sql libdbd-pgsql
-  mkdir -p "$scratch/syslog-ng"
-  sed -e "s#@PORT@#15515#" -e "s#@HOST@#$conninfo_host#" -e "s#@PGPORT@#$conninfo_port#" \
-    -e "s#@USER@#$conninfo_user#" -e "s#@DB@#evident_peers#" \
-    scripts/bench/syslog-ng.conf >"$scratch/syslog-ng/syslog-ng.conf"
-  "$bin" bench-pg-baselines --database-url "$peers" --reset-table
-  syslog-ng -f "$PWD/$scratch/syslog-ng/syslog-ng.conf" -p "$PWD/$scratch/syslog-ng/pid" \
-    -R "$PWD/$scratch/syslog-ng/persist" -c "$PWD/$scratch/syslog-ng/ctl"
-  measure_syslog "syslog-ng $(syslog-ng --version | head -1 | awk '{print $3}' | tr -d '()')" 15515
-  kill "$(cat "$scratch/syslog-ng/pid")"
+  measure_syslog_peers
 fi
 
 echo "== evident over HTTP into PostgreSQL"

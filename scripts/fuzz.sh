@@ -16,7 +16,7 @@ fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-targets=(fuzz_ndjson_ingest fuzz_query fuzz_sigma_rule fuzz_decrypt fuzz_proof_verify)
+targets=(fuzz_ndjson_ingest fuzz_query fuzz_sigma_rule fuzz_decrypt fuzz_proof_verify fuzz_syslog_framing fuzz_syslog_message)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo fuzz not found; installing cargo-fuzz" >&2

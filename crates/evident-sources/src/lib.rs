@@ -9,12 +9,15 @@
 //!   [`Report`].
 //! - [`http`]: request bodies (JSON, NDJSON, gzip) as raw input, and the HTTP answer a
 //!   [`Report`] makes (202, 400, 429 or 503 with the per-event outcomes).
+//! - [`syslog`]: UDP, TCP and TLS listeners, RFC 5424 / 3164 messages, and the parsers
+//!   (sshd, PAM, sudo, su, account tools, auditd, CEF, LEEF) that make typed events.
 //!
 //! Sources are thin: they read bytes, say what they read, and turn the report into
 //! their own kind of answer (an HTTP response, syslog counters).
 
 pub mod http;
 pub mod ingestor;
+pub mod syslog;
 
 pub use ingestor::{
     Context, IngestError, Ingestor, IngestorConfig, RawInput, Report, Sink, SinkError, Taken,

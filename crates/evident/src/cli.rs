@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (embedded SQLite store in the data directory, or PostgreSQL).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage API keys.
     Keys(KeysArgs),
     /// Send NDJSON events from a file or stdin.
@@ -145,6 +145,23 @@ pub struct ServeArgs {
     /// the events at once, a backup of the key store only when it expires.
     #[arg(long, env = "EVIDENT_SUBJECT_KEYS")]
     pub subject_keys: Option<PathBuf>,
+    /// Take syslog over UDP on this address (e.g. 0.0.0.0:514); overrides the config file.
+    #[arg(long, env = "EVIDENT_SYSLOG_UDP")]
+    pub syslog_udp: Option<SocketAddr>,
+    /// Take syslog over TCP on this address (e.g. 0.0.0.0:601), octet-counted or one
+    /// message per line; overrides the config file.
+    #[arg(long, env = "EVIDENT_SYSLOG_TCP")]
+    pub syslog_tcp: Option<SocketAddr>,
+    /// Take syslog over TLS on this address (e.g. 0.0.0.0:6514); needs --syslog-tls-cert
+    /// and --syslog-tls-key.
+    #[arg(long, env = "EVIDENT_SYSLOG_TLS", requires_all = ["syslog_tls_cert", "syslog_tls_key"])]
+    pub syslog_tls: Option<SocketAddr>,
+    /// The syslog TLS certificate chain (PEM).
+    #[arg(long, env = "EVIDENT_SYSLOG_TLS_CERT")]
+    pub syslog_tls_cert: Option<PathBuf>,
+    /// The syslog TLS private key (PEM).
+    #[arg(long, env = "EVIDENT_SYSLOG_TLS_KEY")]
+    pub syslog_tls_key: Option<PathBuf>,
 }
 
 /// `evident keys`.

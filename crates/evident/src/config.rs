@@ -26,6 +26,36 @@ struct ConfigFile {
     storage: StorageSection,
     #[serde(default)]
     stream: StreamSection,
+    #[serde(default)]
+    syslog: SyslogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyslogSection {
+    /// UDP address to listen on.
+    udp: Option<std::net::SocketAddr>,
+    /// TCP address to listen on.
+    tcp: Option<std::net::SocketAddr>,
+    /// TLS listener.
+    tls: Option<SyslogTlsSection>,
+    /// Sender network (CIDR) → facility.
+    #[serde(default)]
+    networks: BTreeMap<String, String>,
+    /// Longest message kept, in bytes; longer ones are cut and marked.
+    max_message_bytes: Option<usize>,
+    /// TCP and TLS connections open at once at most.
+    max_connections: Option<usize>,
+    /// UDP datagrams waiting for admission at most; more are dropped and counted.
+    udp_queue: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyslogTlsSection {
+    listen: std::net::SocketAddr,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +138,46 @@ struct MetricsSection {
     require_key: bool,
 }
 
+/// The syslog section, checked: networks are CIDR, sizes positive and within what an
+/// event may hold.
+fn syslog(section: SyslogSection) -> anyhow::Result<evident_sources::syslog::SyslogConfig> {
+    let defaults = evident_sources::syslog::SyslogConfig::default();
+    let networks = evident_sources::syslog::Networks::new(
+        section
+            .networks
+            .iter()
+            .map(|(net, facility)| (net.as_str(), facility.as_str())),
+    )
+    .map_err(|e| anyhow::anyhow!("syslog.networks: {e}"))?;
+    let max_message_bytes = positive(
+        "syslog.max_message_bytes",
+        section.max_message_bytes,
+        defaults.max_message_bytes,
+    )?;
+    let most = evident_ingest::Limits::default().max_string_bytes;
+    if max_message_bytes > most {
+        bail!("syslog.max_message_bytes must be at most {most} (the longest text an event holds)");
+    }
+    Ok(evident_sources::syslog::SyslogConfig {
+        udp: section.udp,
+        tcp: section.tcp,
+        tls: section.tls.map(|t| evident_sources::syslog::TlsListen {
+            addr: t.listen,
+            cert: t.cert,
+            key: t.key,
+        }),
+        networks,
+        max_message_bytes,
+        max_connections: positive(
+            "syslog.max_connections",
+            section.max_connections,
+            defaults.max_connections,
+        )?,
+        udp_queue: positive("syslog.udp_queue", section.udp_queue, defaults.udp_queue)?,
+        ..defaults
+    })
+}
+
 /// The retention section, checked: known categories, type prefixes ending in a dot.
 fn retention(section: RetentionSection) -> anyhow::Result<RetentionPolicy> {
     let mut categories = Vec::new();
@@ -148,6 +218,8 @@ pub struct Config {
     pub stream: StreamSettings,
     /// Messages the live stream's fan-out ring holds.
     pub stream_ring: usize,
+    /// The syslog listeners (none unless configured here or on the command line).
+    pub syslog: evident_sources::syslog::SyslogConfig,
 }
 
 impl Config {
@@ -281,7 +353,9 @@ impl Config {
                 defaults.max_subscribers,
             )?,
         };
+        let syslog = syslog(file.syslog)?;
         Ok(Config {
+            syslog,
             stream,
             stream_ring: positive("stream.ring", s.ring, evident_stream::live::DEFAULT_BUFFER)?,
             pipeline,

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Keys(args) => keys::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Query(args) => query::run(args).await,

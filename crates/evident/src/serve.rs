@@ -24,6 +24,9 @@ use std::sync::Arc;
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// File in the data directory holding the address the server listens on.
 pub const ADDR_FILE: &str = "evident.addr";
+/// File in the data directory naming the syslog listeners' addresses, one
+/// `TRANSPORT ADDRESS` line each (written only when syslog is on).
+pub const SYSLOG_ADDR_FILE: &str = "syslog.addr";
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -107,6 +110,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         evident_api::routes::metrics::install_recorder()
             .map_err(|e| anyhow::anyhow!("cannot start metrics: {e}"))?,
     );
+    let ingestor = state.ingestor.clone();
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -118,6 +122,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         0o600,
     )
     .context("cannot write the address file")?;
+    let syslog = start_syslog(&args, config.syslog.clone(), ingestor).await?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), "evident listening");
     println!(
         "evident listening on http://{addr} (data in {})",
@@ -145,6 +150,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         live.close_subscribers();
     };
     crate::http::serve(listener, app, connections, stopping).await;
+    if let Some(syslog) = syslog {
+        // Every syslog message already read is queued before the pipeline closes.
+        syslog.stop().await;
+    }
     tracing::info!("stopped taking requests; committing what is queued");
     pipeline.close();
     commit_task.await.context("commit stage failed")?;
@@ -158,6 +167,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     rules_watch.abort();
     tracing::info!("shut down cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the syslog listeners the command line or the configuration asks for (the
+/// command line wins), and writes where they listen to DATA_DIR/syslog.addr.
+async fn start_syslog(
+    args: &ServeArgs,
+    mut config: evident_sources::syslog::SyslogConfig,
+    ingestor: Ingestor,
+) -> anyhow::Result<Option<evident_sources::syslog::Listeners>> {
+    config.udp = args.syslog_udp.or(config.udp);
+    config.tcp = args.syslog_tcp.or(config.tcp);
+    if let (Some(addr), Some(cert), Some(key)) =
+        (args.syslog_tls, &args.syslog_tls_cert, &args.syslog_tls_key)
+    {
+        config.tls = Some(evident_sources::syslog::TlsListen {
+            addr,
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    let file = args.data_dir.join(SYSLOG_ADDR_FILE);
+    if !config.any() {
+        std::fs::remove_file(&file).ok();
+        return Ok(None);
+    }
+    let listeners = evident_sources::syslog::Listeners::start(config, ingestor).await?;
+    let bound = listeners.bound();
+    let mut lines = String::new();
+    for (transport, addr) in [("udp", bound.udp), ("tcp", bound.tcp), ("tls", bound.tls)] {
+        if let Some(addr) = addr {
+            lines.push_str(&format!("{transport} {addr}\n"));
+            println!("evident taking syslog over {transport} on {addr}");
+        }
+    }
+    write_atomically(&file, lines.as_bytes(), 0o600)
+        .context("cannot write the syslog address file")?;
+    Ok(Some(listeners))
 }
 
 /// The one way in for every source: admission with the configured limits and

@@ -19,3 +19,4 @@ mod query;
 mod rules;
 mod shapes;
 mod stream;
+mod syslog;

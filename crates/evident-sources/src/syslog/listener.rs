@@ -7,8 +7,9 @@
 //!   the batch is queued; events refused because their priority's queue is full are
 //!   offered again (pausing 10 ms, doubling to 1 s) before anything more is read, so a
 //!   full queue slows the sender through TCP's own flow control. On SIGTERM the
-//!   listeners stop reading, queue what they read, and the pipeline commits it before
-//!   the process ends. Queued events not yet committed are lost if the process is
+//!   listeners stop accepting, read what senders already wrote (until a sender pauses
+//!   for 200 ms, 5 s at most), queue it, and the pipeline commits it before the
+//!   process ends. Queued events not yet committed are lost if the process is
 //!   killed outright (syslog has no acknowledgements to hold them with).
 //! - **UDP**: the sender cannot be slowed. Datagrams wait in a bounded queue for the
 //!   ingestor; when it is full they are dropped and counted
@@ -45,6 +46,11 @@ pub const CUT: &str = "evident_syslog_cut_total";
 pub const RETRIED: &str = "evident_syslog_retried_total";
 /// Metric: open TCP and TLS connections.
 pub const CONNECTIONS: &str = "evident_syslog_connections";
+
+/// On stop, a connection is read until the sender pauses this long...
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
+/// ...or for this long at most.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// A TLS listener: address and PEM files.
 #[derive(Debug, Clone)]
@@ -368,14 +374,28 @@ async fn read_stream<S: AsyncRead + Unpin>(
         transport,
         refused: None,
     };
+    // Once stopping, what the sender already wrote is still read (until it pauses for
+    // DRAIN_IDLE, at most DRAIN_MAX), so a restart loses nothing a sender had sent.
+    let mut drain_until: Option<Instant> = None;
     loop {
-        let read = tokio::select! {
-            r = stream.read(&mut buf) => r,
-            _ = stopping.changed() => break,
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                deliver(shared, std::mem::take(&mut pending), transport).await;
-                deadline = None;
-                continue;
+        let read = if let Some(until) = drain_until {
+            let idle = Instant::now() + DRAIN_IDLE;
+            match tokio::time::timeout_at(idle.min(until), stream.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                r = stream.read(&mut buf) => r,
+                _ = stopping.changed() => {
+                    drain_until = Some(Instant::now() + DRAIN_MAX);
+                    continue;
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    deliver(shared, std::mem::take(&mut pending), transport).await;
+                    deadline = None;
+                    continue;
+                }
             }
         };
         match read {

@@ -349,3 +349,252 @@ async fn pam_lines_beside_sshd_failures_are_not_counted_twice() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsyslog_forwards_to_evident_octet_counted_over_tcp_and_over_udp() {
+    let rsyslogd = "/usr/sbin/rsyslogd";
+    assert!(
+        Path::new(rsyslogd).try_exists().unwrap_or(false),
+        "the syslog tests need rsyslog: run scripts/syslog-up.sh (scripts/test.sh does)"
+    );
+    let (dir, server) = start(&[]);
+    let tcp = syslog_addr(dir.path(), "tcp");
+    let udp = syslog_addr(dir.path(), "udp");
+    let work = tempfile::tempdir().unwrap();
+    let input = free_port();
+    let config = format!(
+        r#"global(workDirectory="{work}")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{input}" ruleset="forward")
+ruleset(name="forward") {{
+  action(type="omfwd" target="127.0.0.1" port="{tcp}" protocol="tcp" TCP_Framing="octet-counted"
+         template="RSYSLOG_SyslogProtocol23Format")
+  action(type="omfwd" target="127.0.0.1" port="{udp}" protocol="udp")
+}}
+"#,
+        work = work.path().display(),
+        tcp = tcp.port(),
+        udp = udp.port(),
+    );
+    let conf = work.path().join("rsyslog.conf");
+    std::fs::write(&conf, config).unwrap();
+    let mut daemon = Command::new(rsyslogd)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .arg("-i")
+        .arg(work.path().join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", input)).is_err() {
+        assert!(Instant::now() < deadline, "rsyslog did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    logger(&[
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &input.to_string(),
+        "--tcp",
+        "-t",
+        "sshd",
+        "-p",
+        "auth.info",
+        "Failed password for invalid user scada from 198.51.100.77 port 50311 ssh2",
+    ]);
+    // Each message arrives twice, over TCP and over UDP, each stored.
+    let stored = events(&server, "/api/v1/events?type=auth.login.failure", 2).await;
+    daemon.kill().ok();
+    daemon.wait().ok();
+    let transports: std::collections::BTreeSet<&str> = stored
+        .iter()
+        .map(|e| e["data"]["syslog"]["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["tcp", "udp"].into());
+    for event in &stored {
+        assert_eq!(event["actor"]["user_id"], "scada");
+        assert_eq!(event["actor"]["ip"], "198.51.100.77");
+        assert_eq!(event["data"]["invalid_user"], true);
+        assert_eq!(event["source"], "sshd");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_over_tls_from_openssl_s_client_is_stored() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (scripts/syslog-up.sh installs it)");
+    assert!(made.success());
+    let port = free_port();
+    let tls_addr = format!("127.0.0.1:{port}");
+    let (dir, server) = start(&[
+        "--syslog-tls",
+        &tls_addr,
+        "--syslog-tls-cert",
+        cert.to_str().unwrap(),
+        "--syslog-tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(syslog_addr(dir.path(), "tls").port(), port);
+    let message = "<38>1 2026-12-07T06:00:00Z hmi-3 sshd 77 - - Accepted password for operator2 from 10.20.4.31 port 60211 ssh2";
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-connect", &tls_addr, "-quiet", "-no_ign_eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // RFC 5425: octet-counted.
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{} {message}", message.len()).as_bytes())
+        .unwrap();
+    let stored = events(&server, "/api/v1/events?type=auth.login.success", 1).await;
+    client.kill().ok();
+    client.wait().ok();
+    assert_eq!(stored[0]["data"]["syslog"]["transport"], "tls");
+    assert_eq!(stored[0]["actor"]["user_id"], "operator2");
+    assert_eq!(stored[0]["target"]["host"], "hmi-3");
+}
+
+#[test]
+fn a_missing_tls_key_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(crate::common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--syslog-tls",
+            "127.0.0.1:0",
+            "--syslog-tls-cert",
+            "/nonexistent/cert.pem",
+            "--syslog-tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+}
+
+/// `count` newline-framed sshd failures for `user`, as one buffer.
+fn burst(user: &str, count: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..count {
+        out.extend_from_slice(
+            format!("<38>Dec  7 06:00:00 gw sshd[{i}]: Failed password for {user} from 10.9.{}.{} port {} ssh2\n", i / 250, i % 250, 1000 + i % 60000)
+                .as_bytes(),
+        );
+    }
+    out
+}
+
+/// Events stored of `type`, counted through the stats API.
+async fn count_of(server: &Server, event_type: &str) -> u64 {
+    let stats = server
+        .get_ok("/api/v1/stats?from=30d&group_by=type&interval=1d")
+        .await;
+    stats["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["type"] == event_type)
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_slows_the_sender_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    // A queue of 500 events: 20,000 sent at once cannot fit.
+    std::fs::write(
+        &config,
+        "version: 1\npipeline:\n  capacity_events: 500\nsyslog:\n  tcp: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let tcp = syslog_addr(dir.path(), "tcp");
+    let data = burst("line-op", 20_000);
+    let sender = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(tcp).unwrap();
+        stream.write_all(&data).unwrap();
+    });
+    sender.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = count_of(&server, "auth.login.failure").await;
+        if n == 20_000 {
+            break;
+        }
+        assert!(n < 20_000, "more stored than sent: {n}");
+        assert!(Instant::now() < deadline, "{n} of 20000 stored after 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retried = metrics
+        .lines()
+        .find(|l| l.starts_with("evident_syslog_retried_total"))
+        .unwrap_or_else(|| panic!("no retry counter in /metrics"));
+    assert!(
+        !retried.ends_with(" 0"),
+        "the queue never filled: {retried}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_queues_and_commits_what_senders_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), &["--syslog-tcp", "127.0.0.1:0"]);
+    let tcp = syslog_addr(dir.path(), "tcp");
+    let mut stream = TcpStream::connect(tcp).unwrap();
+    stream.write_all(&burst("night-shift", 10_000)).unwrap();
+    stream.flush().unwrap();
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    drop(stream);
+    let server = Server::start(dir.path());
+    assert_eq!(count_of(&server, "auth.login.failure").await, 10_000);
+}

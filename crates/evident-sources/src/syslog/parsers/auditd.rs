@@ -125,7 +125,8 @@ fn decoded(key: &str, value: String, quoted: bool) -> String {
 /// (NULs, as between proctitle's arguments, become spaces); as it is otherwise.
 fn unhex(value: &str) -> String {
     let bytes = value.as_bytes();
-    if bytes.len() < 2 || !bytes.len().is_multiple_of(2) || !bytes.iter().all(u8::is_ascii_hexdigit) {
+    if bytes.len() < 2 || !bytes.len().is_multiple_of(2) || !bytes.iter().all(u8::is_ascii_hexdigit)
+    {
         return value.to_owned();
     }
     let decoded: Option<Vec<u8>> = bytes

@@ -36,6 +36,11 @@ pub enum Command {
     /// Reconnects by itself after a dropped connection, resuming after the last event it
     /// printed; Ctrl-C stops it.
     Tail(Box<TailArgs>),
+    /// Tail log files and forward their lines to a server (syslog-style lines parsed).
+    ///
+    /// Follows rotation by rename and by truncation, resumes at its last offset after a
+    /// restart, and keeps batches in a bounded spool while the server is unreachable.
+    Agent(Box<AgentArgs>),
     /// List or replay events the store kept refusing (the dead-letter table).
     Dlq(DlqArgs),
     /// Measure durable ingest throughput and latency over HTTP, against the naive table.
@@ -348,6 +353,32 @@ pub struct TailArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `evident agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// A file to follow (repeatable), e.g. /var/log/auth.log.
+    #[arg(long = "file", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where the agent keeps its offsets and its spool.
+    #[arg(long, default_value = "evident-agent", env = "EVIDENT_AGENT_STATE")]
+    pub state_dir: PathBuf,
+    /// Milliseconds between looks at the files.
+    #[arg(long, default_value_t = 250)]
+    pub poll_ms: u64,
+    /// The spool's bound in MiB; when full, the agent stops reading until the server
+    /// takes what waits.
+    #[arg(long, default_value_t = 64)]
+    pub spool_mb: u64,
+    /// The facility of every event sent (default: none).
+    #[arg(long)]
+    pub facility: Option<String>,
+    /// Read each file to its end once, send, and exit (instead of following).
+    #[arg(long)]
+    pub once: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

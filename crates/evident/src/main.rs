@@ -17,6 +17,7 @@
 //! - `bench`: the load generator, its reference workload, the naive-table baseline, and
 //!   the query, detection, findings and PostgreSQL-baseline benchmarks.
 
+mod agent;
 mod bench;
 mod cli;
 mod client;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Query(args) => query::run(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Agent(args) => agent::run(*args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Rules(args) => Ok(rules::run(args)),
             Command::Verify(args) => verify::run(args),

@@ -474,7 +474,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io:
     std::fs::rename(&tmp, path)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for ctrl-c");

@@ -20,6 +20,8 @@ pub enum Transport {
     Tcp,
     /// A TLS stream.
     Tls,
+    /// A line of a file, read by `evident agent`.
+    File,
 }
 
 impl Transport {
@@ -29,6 +31,7 @@ impl Transport {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
             Self::Tls => "tls",
+            Self::File => "file",
         }
     }
 }

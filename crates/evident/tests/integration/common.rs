@@ -237,6 +237,20 @@ impl Server {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Events stored of `event_type` in the last 30 days, counted through the stats API.
+    pub async fn count_of_type(&self, event_type: &str) -> u64 {
+        let stats = self
+            .get_ok("/api/v1/stats?from=30d&group_by=type&interval=1d")
+            .await;
+        stats["groups"]
+            .as_array()
+            .expect("stats groups")
+            .iter()
+            .filter(|g| g["type"] == event_type)
+            .map(|g| g["count"].as_u64().expect("a count"))
+            .sum()
+    }
+
     /// GETs with the admin key, asserting 200.
     pub async fn get_ok(&self, path: &str) -> Value {
         let (status, body) = self.get(Some(&self.key), path).await;

@@ -1,6 +1,7 @@
 //! evident's end-to-end tests: the real binary, a real HTTP server on 127.0.0.1, real SQLite
 //! and a real PostgreSQL server.
 
+mod agent;
 mod auth;
 mod bad_input;
 mod cli;

@@ -526,20 +526,6 @@ fn burst(user: &str, count: usize) -> Vec<u8> {
     out
 }
 
-/// Events stored of `type`, counted through the stats API.
-async fn count_of(server: &Server, event_type: &str) -> u64 {
-    let stats = server
-        .get_ok("/api/v1/stats?from=30d&group_by=type&interval=1d")
-        .await;
-    stats["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["type"] == event_type)
-        .map(|g| g["count"].as_u64().unwrap())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_slows_the_sender_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -560,7 +546,7 @@ async fn a_full_queue_slows_the_sender_and_loses_nothing() {
     sender.join().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n = count_of(&server, "auth.login.failure").await;
+        let n = server.count_of_type("auth.login.failure").await;
         if n == 20_000 {
             break;
         }
@@ -596,5 +582,5 @@ async fn sigterm_queues_and_commits_what_senders_wrote() {
     assert!(status.success(), "{status}");
     drop(stream);
     let server = Server::start(dir.path());
-    assert_eq!(count_of(&server, "auth.login.failure").await, 10_000);
+    assert_eq!(server.count_of_type("auth.login.failure").await, 10_000);
 }

@@ -1,6 +1,6 @@
 //! The client: a queue, a sender task that batches, retries and spools.
 
-use crate::event::{Event, Severity};
+use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -144,7 +144,7 @@ impl Client {
     /// Queues `event`, waiting for room when the queue is full. Critical events go ahead
     /// of the others and are sent at once.
     pub async fn send(&self, event: Event) -> Result<(), ClientError> {
-        let lane = if event.severity_level() == Some(Severity::Critical) {
+        let lane = if event.is_critical() {
             &self.critical
         } else {
             &self.normal
@@ -157,7 +157,7 @@ impl Client {
     /// Queues `event` if there is room now; gives it back otherwise (for callers that
     /// must not wait, such as a logging layer).
     pub fn try_send(&self, event: Event) -> Result<(), Event> {
-        let lane = if event.severity_level() == Some(Severity::Critical) {
+        let lane = if event.is_critical() {
             &self.critical
         } else {
             &self.normal

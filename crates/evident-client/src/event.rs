@@ -32,6 +32,33 @@ impl Severity {
     }
 }
 
+/// How urgently evident commits it (batching and shedding; default from the type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical: journaled by the server; sent by the client at once.
+    Critical,
+}
+
+impl Priority {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// Whether what happened succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -75,6 +102,7 @@ pub struct Event {
     id: uuid::Uuid,
     fields: Map<String, Value>,
     severity: Option<Severity>,
+    critical: bool,
 }
 
 impl Event {
@@ -91,6 +119,7 @@ impl Event {
             id: uuid::Uuid::now_v7(),
             fields,
             severity: None,
+            critical: false,
         }
     }
 
@@ -105,10 +134,12 @@ impl Event {
             Some("critical") => Some(Severity::Critical),
             _ => None,
         };
+        let critical = fields.get("priority").and_then(Value::as_str) == Some("critical");
         Self {
             id,
             fields,
             severity,
+            critical,
         }
     }
 
@@ -134,6 +165,20 @@ impl Event {
         self.fields
             .insert("severity".into(), Value::from(severity.as_str()));
         self
+    }
+
+    /// How urgently evident commits it.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.critical |= priority == Priority::Critical;
+        self.fields
+            .insert("priority".into(), Value::from(priority.as_str()));
+        self
+    }
+
+    /// Whether the client sends it ahead of the rest, at once (critical severity or
+    /// priority).
+    pub fn is_critical(&self) -> bool {
+        self.critical || self.severity == Some(Severity::Critical)
     }
 
     /// Whether it succeeded.

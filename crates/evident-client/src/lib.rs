@@ -8,6 +8,10 @@
 //!   reached and sends them when it can. [`Client::flush`] waits until everything sent
 //!   before it is stored (or spooled); [`Client::shutdown`] flushes and stops.
 //! - [`spool`]: the on-disk spool.
+//! - [`middleware`]: a tower `Layer` for axum / hyper apps that turns requests into
+//!   `api.access` / `api.error` events (the seeds' middleware options).
+//! - [`tracing_layer`]: a `tracing` `Layer` that turns tracing events of one target
+//!   (`security`) into security events.
 //!
 //! ```no_run
 //! use evident_client::{Client, Config, Event, Severity};
@@ -31,7 +35,9 @@
 
 pub mod client;
 pub mod event;
+pub mod middleware;
 pub mod spool;
+pub mod tracing_layer;
 
-pub use client::{Client, ClientError, Config};
-pub use event::{Event, Outcome, Severity};
+pub use client::{Client, ClientError, Config, Stats};
+pub use event::{Event, Outcome, Priority, Severity};

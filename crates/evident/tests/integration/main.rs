@@ -18,6 +18,7 @@ mod postgres_integrity;
 mod privacy;
 mod query;
 mod rules;
+mod sdk;
 mod shapes;
 mod stream;
 mod syslog;

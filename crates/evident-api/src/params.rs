@@ -17,7 +17,7 @@ pub const MAX_DATA_FILTERS: usize = 8;
 /// Most buckets one stats answer may have.
 pub const MAX_BUCKETS: i64 = 10_000;
 
-const EVENT_PARAMS: &str = "type, category, severity, min_severity, outcome, user_id, source_ip, agent_id, source, facility, correlation_id, from, to, limit, cursor, data.<path>";
+const EVENT_PARAMS: &str = "type, category, severity, min_severity, outcome, user_id, source_ip, agent_id, source, facility, correlation_id, from, to, q, limit, cursor, data.<path>";
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter(msg.into())
@@ -73,6 +73,13 @@ pub fn event_query(raw: Option<&str>, now: OffsetDateTime) -> Result<EventQuery,
             "correlation_id" => q.correlation_id = Some(text(&key, v)?),
             "from" => q.from = Some(unix_micros(time_param(&key, v, now)?)),
             "to" => q.to = Some(unix_micros(time_param(&key, v, now)?)),
+            "q" => {
+                let len = v.chars().count();
+                if !(1..=256).contains(&len) {
+                    return Err(bad("q: the text to find is 1 to 256 characters"));
+                }
+                q.text = Some(v.to_owned());
+            }
             "limit" => q.limit = limit(v)?,
             "cursor" => {
                 q.cursor = Some(

@@ -18,7 +18,9 @@ use tracing_subscriber::layer::SubscriberExt;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7600".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:7600".into());
     let key = args
         .next()
         .ok_or("usage: axum_app URL KEY (an ingest or admin key)")?;

@@ -57,6 +57,9 @@ pub struct EventQuery {
     pub to: Option<i64>,
     /// Conditions on `data` fields, all of which must hold.
     pub data: Vec<DataFilter>,
+    /// Text `data.message` must contain (ASCII letters match either case): the raw text
+    /// of syslog and agent lines, and any event's message.
+    pub text: Option<String>,
     /// Page size.
     pub limit: usize,
     /// Continue after this position.

@@ -475,6 +475,66 @@ async fn all_pages(store: &dyn EventStore, query: EventQuery) -> Vec<Uuid> {
 
 /// A data filter pages newest first like any other, within a time range, with numbers
 /// and numeric-looking strings compared as the filter's rules say.
+/// `text` finds events by what their message contains, ASCII case aside, and combines
+/// with the other filters.
+pub async fn text_finds_messages(store: &dyn EventStore) {
+    let messages = [
+        "eth0: link up",
+        "eth1: Link DOWN",
+        "disk /dev/sda1 full",
+        "LINK flapping",
+    ];
+    let batch: Vec<EncodedEvent> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut e = event(
+                if i < 2 { "log.syslog" } else { "log.other" },
+                i as i64,
+                Severity::Info,
+            )
+            .event;
+            e.data.insert("message".into(), json!(m));
+            EncodedEvent::new(e)
+        })
+        .chain(std::iter::once(event("log.syslog", 9, Severity::Info)))
+        .collect();
+    store.append(batch.into()).await.unwrap();
+    let found = |text: &str, event_type: Option<&str>| {
+        let q = EventQuery {
+            text: Some(text.into()),
+            event_type: event_type.map(|t| TypeFilter::Exact(t.into())),
+            ..all()
+        };
+        async move {
+            let page = store.query(q).await.unwrap();
+            let mut texts: Vec<String> = page
+                .events
+                .iter()
+                .map(|s| {
+                    let e: Event = serde_json::from_slice(&s.bytes).unwrap();
+                    e.data["message"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            texts.sort();
+            texts
+        }
+    };
+    assert_eq!(
+        found("link", None).await,
+        ["LINK flapping", "eth0: link up", "eth1: Link DOWN"]
+    );
+    assert_eq!(
+        found("LINK", Some("log.syslog")).await,
+        ["eth0: link up", "eth1: Link DOWN"]
+    );
+    assert_eq!(found("/dev/sda1", None).await, ["disk /dev/sda1 full"]);
+    assert!(found("nowhere", None).await.is_empty());
+    // LIKE's wildcards are plain text here.
+    assert!(found("%", None).await.is_empty());
+    assert!(found("_", None).await.is_empty());
+}
+
 pub async fn data_filters_page_newest_first(store: &dyn EventStore) {
     let mut expected = Vec::new();
     let mut batch = Vec::new();

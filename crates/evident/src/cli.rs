@@ -307,6 +307,9 @@ pub struct QueryArgs {
     /// Condition on a data field, PATH=VALUE (repeatable), e.g. station_id=STN-A-01.
     #[arg(long = "data")]
     pub data: Vec<String>,
+    /// Text the event's message (data.message) contains, e.g. "link down".
+    #[arg(long)]
+    pub text: Option<String>,
     /// Most events to print.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,

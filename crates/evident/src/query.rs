@@ -50,6 +50,7 @@ fn params(args: &QueryArgs) -> anyhow::Result<Vec<(String, String)>> {
         ("correlation_id", &args.correlation_id),
         ("from", &args.from),
         ("to", &args.to),
+        ("q", &args.text),
     ];
     let mut params: Vec<(String, String)> = named
         .into_iter()

@@ -146,6 +146,13 @@ fn event_filter(q: &EventQuery) -> Filter {
             None => f.add("data @> ?", vec![Box::new(as_text)]),
         }
     }
+    if let Some(text) = &q.text {
+        // ASCII case folding only, as the embedded store's lower() does.
+        f.add(
+            "strpos(translate(data->>'message', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), translate(?, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')) > 0",
+            vec![Box::new(text.clone())],
+        );
+    }
     f.scope(&q.scope);
     f
 }

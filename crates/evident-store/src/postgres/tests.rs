@@ -37,6 +37,12 @@ async fn stats_count_groups_and_buckets() {
 }
 
 #[tokio::test]
+async fn text_finds_messages() {
+    let (_db, s) = store().await;
+    testsuite::text_finds_messages(&s).await;
+}
+
+#[tokio::test]
 async fn data_filters_page_newest_first() {
     let (_db, s) = store().await;
     testsuite::data_filters_page_newest_first(&s).await;

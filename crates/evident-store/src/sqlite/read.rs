@@ -112,6 +112,12 @@ fn event_filter(q: &EventQuery) -> Filter {
             [Sql::Text(path), Sql::Text(d.value.clone()), typed],
         );
     }
+    if let Some(text) = &q.text {
+        f.add(
+            "instr(lower(json_extract(body, '$.data.message')), lower(?)) > 0",
+            [Sql::Text(text.clone())],
+        );
+    }
     f.scope(&q.scope);
     f
 }

@@ -115,6 +115,12 @@ async fn retired_numbers_are_not_reused_after_reopen() {
 }
 
 #[tokio::test]
+async fn text_finds_messages() {
+    let (_d, s) = store();
+    testsuite::text_finds_messages(&s).await;
+}
+
+#[tokio::test]
 async fn data_filters_page_newest_first() {
     let (_d, s) = store();
     testsuite::data_filters_page_newest_first(&s).await;

@@ -154,6 +154,10 @@ async fn sshd_logs_sent_by_logger_become_typed_events_and_fire_the_brute_force_r
     let unparsed = events(&server, "/api/v1/events?type=log.syslog", 1).await;
     assert_eq!(unparsed[0]["data"]["message"], "eth0: link up, 1000Mbps");
     assert_eq!(unparsed[0]["data"]["syslog"]["app"], "kernel");
+    // Its text is searchable.
+    let found = server.get_ok("/api/v1/events?q=LINK%20UP").await;
+    assert_eq!(found["events"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["events"][0]["id"], unparsed[0]["id"]);
 
     // Five failed logins for root from one address in five minutes: the default
     // brute-force rules fire.
@@ -583,4 +587,48 @@ async fn sigterm_queues_and_commits_what_senders_wrote() {
     drop(stream);
     let server = Server::start(dir.path());
     assert_eq!(server.count_of_type("auth.login.failure").await, 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_drops_past_a_full_queue_are_counted_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("evident.yaml");
+    // Room for two datagrams: a burst must overflow it.
+    std::fs::write(&config, "version: 1\nsyslog:\n  udp: 127.0.0.1:0\n  udp_queue: 2\n").unwrap();
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let udp = syslog_addr(dir.path(), "udp");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in 0..20_000 {
+        socket
+            .send_to(format!("<13>Dec  7 06:00:00 gw app: burst {n}").as_bytes(), udp)
+            .ok();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counter = |name: &str, label: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains("transport=\"udp\"")
+                    && l.contains(label)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    };
+    let dropped = counter("evident_syslog_dropped_total", "reason=\"queue_full\"");
+    let received = counter("evident_syslog_messages_total", "outcome=\"received\"");
+    assert!(dropped > 0, "a full queue drops, and says so");
+    let stored = server.count_of_type("log.syslog").await;
+    assert_eq!(
+        stored + dropped,
+        received,
+        "every datagram read is stored or counted as dropped"
+    );
 }

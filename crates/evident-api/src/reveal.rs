@@ -279,6 +279,7 @@ mod tests {
     use crate::auth::Caller;
     use evident_model::{EncodedEvent, Severity};
     use evident_privacy::{MasterKey, PersonalField, SubjectKeys};
+    use evident_store::roles::*;
     use evident_store::{ApiKey, FindingStatus, Role, SqliteStore};
     use serde_json::json;
     use time::macros::datetime;

@@ -2,8 +2,9 @@
 
 use evident_model::{Priority, Severity};
 use evident_pipeline::{Ack, EventOutcome, Pipeline, PipelineConfig};
+use evident_store::roles::*;
 use evident_store::testsuite::event;
-use evident_store::{EventQuery, EventStore, SqliteStore};
+use evident_store::{EventQuery, SqliteStore};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ use evident_privacy::{MasterKey, PersonalField, Privacy, SubjectKeys};
 use evident_sources::http::{Compression, HttpBody, answer};
 use evident_sources::ingestor::Sealing;
 use evident_sources::{Context, Ingestor, IngestorConfig, Transform, Verdict};
-use evident_store::{EventStore, SqliteStore};
+use evident_store::SqliteStore;
+use evident_store::roles::*;
 use std::sync::Arc;
 
 struct Setup {

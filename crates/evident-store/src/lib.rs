@@ -88,22 +88,20 @@ pub enum Appended {
     Duplicate,
 }
 
-/// Durable event storage.
+/// Appending committed events: the pipeline's writer.
 #[async_trait]
-pub trait EventStore: Send + Sync + 'static {
+pub trait EventLog: Send + Sync + 'static {
     /// Commits `batch` in one durable transaction (fsync before returning) and reports,
     /// in batch order, what became of each event. On error nothing of the batch is stored.
     async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError>;
 
-    /// Durably records `event` as refused by the store with `error`.
-    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError>;
+    /// Checks the store can take a write now (without writing anything).
+    async fn check_writable(&self) -> Result<(), StoreError>;
+}
 
-    /// Up to `limit` dead letters, oldest first.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
-
-    /// Removes the dead letters with these row ids (after a successful replay).
-    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError>;
-
+/// Reading stored events: the query API, the dashboard, exports.
+#[async_trait]
+pub trait EventReader: Send + Sync + 'static {
     /// The stored event with this id, if it exists and is in `scope`.
     async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError>;
 
@@ -112,18 +110,39 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Counts per group and per time bucket.
     async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError>;
+}
 
+/// Events the store kept refusing, kept aside to be replayed.
+#[async_trait]
+pub trait DeadLetters: Send + Sync + 'static {
+    /// Durably records `event` as refused by the store with `error`.
+    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` dead letters, oldest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Removes the dead letters with these row ids (after a successful replay).
+    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+}
+
+/// The critical events' journal: acknowledged without waiting behind bulk commits.
+#[async_trait]
+pub trait CriticalJournal: Send + Sync + 'static {
     /// Durably records critical events in a journal that never waits behind bulk commits;
-    /// they must then be appended as usual, after which [`EventStore::forget_journaled`]
-    /// drops them from the journal. Journaled events are found by [`EventStore::get`]
-    /// (with seq 0) until then, and moved into the store at the next start after a crash.
-    /// Says, in batch order, whether each event is new: `false` for an id already
-    /// journaled or stored (a retry), which is kept once.
+    /// they must then be appended as usual, after which
+    /// [`CriticalJournal::forget_journaled`] drops them from the journal. Journaled events
+    /// are found by [`EventReader::get`] (with seq 0) until then, and moved into the store
+    /// at the next start after a crash. Says, in batch order, whether each event is new:
+    /// `false` for an id already journaled or stored (a retry), which is kept once.
     async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<bool>, StoreError>;
 
     /// Drops journaled events that are now stored.
     async fn forget_journaled(&self, ids: Vec<Uuid>) -> Result<(), StoreError>;
+}
 
+/// Deduplication's records: repeats folded into a stored event, and their summaries.
+#[async_trait]
+pub trait FoldLog: Send + Sync + 'static {
     /// Durably records events folded by deduplication: `(folded id, stored id it was
     /// folded into)`. Reports, in order, whether each fold is new (a retried fold is not).
     async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError>;
@@ -142,13 +161,35 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Stored ids that have unsummarized folds (windows left open by a crash).
     async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError>;
+}
 
-    /// Checks the store can take a write now (without writing anything).
-    async fn check_writable(&self) -> Result<(), StoreError>;
-
+/// Upkeep: retention, and storage prepared ahead.
+#[async_trait]
+pub trait Maintenance: Send + Sync + 'static {
     /// Periodic housekeeping as of `now`: removes events past the store's retention
     /// policy (and prepares storage ahead where the backend needs it).
     async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError>;
+}
+
+/// The role traits together, for code that calls them on a concrete store:
+/// `use evident_store::roles::*;`.
+pub mod roles {
+    pub use crate::{
+        CriticalJournal, DeadLetters, EventLog, EventReader, EventStore, FoldLog, Maintenance,
+    };
+}
+
+/// Everything an event store is, by role; each consumer takes the role it needs
+/// (`Arc<dyn EventReader>` for the query API, the whole store for the pipeline's writer).
+/// Implemented for every type that has all the roles.
+pub trait EventStore:
+    EventLog + EventReader + DeadLetters + CriticalJournal + FoldLog + Maintenance
+{
+}
+
+impl<T> EventStore for T where
+    T: EventLog + EventReader + DeadLetters + CriticalJournal + FoldLog + Maintenance + ?Sized
+{
 }
 
 /// API key storage.
@@ -229,6 +270,24 @@ pub trait IntegrityLog: Send + Sync + 'static {
     /// workers.
     fn prove(&self, id: uuid::Uuid) -> Result<Option<Proved>, StoreError>;
 }
+
+/// Signing checkpoints of the integrity log: the service's checkpoint task.
+#[async_trait]
+pub trait CheckpointSigner: Send + Sync + 'static {
+    /// Signs the integrity log's head with `signer` and stores the checkpoint, unless
+    /// nothing was committed since the last one (then `None`).
+    async fn sign_checkpoint(
+        &self,
+        signer: Arc<evident_integrity::Signer>,
+        origin: String,
+    ) -> Result<Option<evident_integrity::Signed>, StoreError>;
+}
+
+/// A store's integrity log: walked and proved ([`IntegrityLog`]) and signed
+/// ([`CheckpointSigner`]). Implemented for every type that is both.
+pub trait SignedLog: IntegrityLog + CheckpointSigner {}
+
+impl<T: IntegrityLog + CheckpointSigner + ?Sized> SignedLog for T {}
 
 /// What [`IntegrityLog::prove`] found for an event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use evident_ingest::Limits;
 use evident_pipeline::Pipeline;
 use evident_sources::{Ingestor, IngestorConfig};
 use evident_store::{
-    EventStore, FindingStore, KeyStore, PgStore, Role, SqliteStore, spawn_maintenance,
+    EventStore, FindingStore, KeyStore, PgStore, Role, SignedLog, SqliteStore, spawn_maintenance,
 };
 use evident_stream::CommittedLog;
 use std::io::Write;
@@ -43,7 +43,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } = open_store(&args, &config).await?;
     ensure_admin_key(keys.as_ref(), &args.data_dir).await?;
     let signer = Arc::new(crate::verify::load_or_create_key(&args.data_dir)?);
-    let integrity_log = log.integrity_log();
+    let integrity_log: Arc<dyn evident_store::IntegrityLog> = log.clone();
     let (checkpoint_task, stop_checkpoints) = sign_checkpoints(
         log,
         signer.clone(),
@@ -293,7 +293,7 @@ fn watch_rules(library: Arc<Library>, detection: DetectionHandle) -> tokio::task
 /// Signs a checkpoint of the integrity log every `every` (when something was committed
 /// since the last one), and once more when `stop` is notified, then ends.
 fn sign_checkpoints(
-    store: SignedLog,
+    store: Arc<dyn SignedLog>,
     signer: Arc<evident_integrity::Signer>,
     every: std::time::Duration,
 ) -> (tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
@@ -334,36 +334,8 @@ struct Stores {
     /// The same store, as the committed stream's log that followers read back.
     committed: Arc<dyn CommittedLog>,
     /// The same store, as the integrity log the service signs.
-    log: SignedLog,
+    log: Arc<dyn SignedLog>,
     maintenance: tokio::task::JoinHandle<()>,
-}
-
-/// The store whose integrity log the service signs checkpoints of.
-enum SignedLog {
-    Embedded(Arc<SqliteStore>),
-    Postgres(Arc<PgStore>),
-}
-
-impl SignedLog {
-    /// Signs and stores a checkpoint of the log's head, unless nothing is new.
-    async fn sign_checkpoint(
-        &self,
-        signer: Arc<evident_integrity::Signer>,
-        origin: String,
-    ) -> Result<Option<evident_integrity::Signed>, evident_store::StoreError> {
-        match self {
-            Self::Embedded(store) => store.sign_checkpoint(signer, origin).await,
-            Self::Postgres(store) => store.sign_checkpoint(signer, origin).await,
-        }
-    }
-
-    /// The log for the API to walk and prove events from.
-    fn integrity_log(&self) -> Arc<dyn evident_store::IntegrityLog> {
-        match self {
-            Self::Embedded(store) => store.clone(),
-            Self::Postgres(store) => store.clone(),
-        }
-    }
 }
 
 /// The event, key and findings store: PostgreSQL when a database URL is given (command
@@ -392,7 +364,7 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 keys: store.clone(),
                 findings: store.clone(),
                 committed: store.clone(),
-                log: SignedLog::Postgres(store),
+                log: store,
             })
         }
         None => {
@@ -411,7 +383,7 @@ async fn open_store(args: &ServeArgs, config: &Config) -> anyhow::Result<Stores>
                 keys: store.clone(),
                 findings: store.clone(),
                 committed: store.clone(),
-                log: SignedLog::Embedded(store),
+                log: store,
             })
         }
     }

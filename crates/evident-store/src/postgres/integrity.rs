@@ -26,6 +26,17 @@ use tokio_postgres::{Client, GenericClient, IsolationLevel, Portal, Row, Transac
 /// Rows fetched from the server at a time while walking the log or reading its leaves.
 const FETCH: i32 = 4096;
 
+#[async_trait::async_trait]
+impl crate::CheckpointSigner for PgStore {
+    async fn sign_checkpoint(
+        &self,
+        signer: Arc<Signer>,
+        origin: String,
+    ) -> Result<Option<Signed>, StoreError> {
+        PgStore::sign_checkpoint(self, signer, origin).await
+    }
+}
+
 impl PgStore {
     /// Signs the integrity log's head with `signer` and stores the checkpoint, unless
     /// nothing was committed since the last one (then `None`).

@@ -27,7 +27,10 @@ use crate::findings::{
 use crate::postings;
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
 use crate::retention::{RetentionPolicy, RetentionReport};
-use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
+use crate::{
+    Appended, CriticalJournal, DeadLetter, DeadLetters, EventLog, EventReader, FoldLog,
+    Maintenance, SummaryBuilder,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use evident_model::{EncodedEvent, unix_micros};
@@ -270,7 +273,7 @@ impl PgStore {
 }
 
 #[async_trait]
-impl EventStore for PgStore {
+impl EventLog for PgStore {
     async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError> {
         let mut client = self.client().await?;
         let outcomes = write::append(
@@ -292,6 +295,49 @@ impl EventStore for PgStore {
         Ok(outcomes)
     }
 
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Fails on a read-only server or transaction; does not wait for the writer.
+        tx.query("SELECT 1 FROM commit_seq FOR UPDATE SKIP LOCKED", &[])
+            .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventReader for PgStore {
+    async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        // The journal first: an event leaves it only once it is in the store, so looking
+        // there second could miss one moving between the two looks.
+        let journaled = client
+            .query_opt("SELECT body FROM critical_journal WHERE id = $1", &[&id])
+            .await?;
+        if let Some(found) = read::get(&client, id, &scope).await? {
+            return Ok(Some(found));
+        }
+        // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
+        Ok(journaled
+            .map(|r| r.get::<_, String>(0).into_bytes())
+            .filter(|bytes| crate::in_scope(bytes, &scope))
+            .map(|bytes| StoredEvent { seq: 0, bytes }))
+    }
+
+    async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
+        let mut client = self.client().await?;
+        read::query(&mut client, &query).await
+    }
+
+    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
+        let client = self.client().await?;
+        read::stats(&client, &query).await
+    }
+}
+
+#[async_trait]
+impl DeadLetters for PgStore {
     async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         let body = String::from_utf8_lossy(&event.bytes).replace('\0', "\u{fffd}");
@@ -331,34 +377,10 @@ impl EventStore for PgStore {
             .await?;
         Ok(())
     }
+}
 
-    async fn get(&self, id: Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
-        let client = self.client().await?;
-        // The journal first: an event leaves it only once it is in the store, so looking
-        // there second could miss one moving between the two looks.
-        let journaled = client
-            .query_opt("SELECT body FROM critical_journal WHERE id = $1", &[&id])
-            .await?;
-        if let Some(found) = read::get(&client, id, &scope).await? {
-            return Ok(Some(found));
-        }
-        // Acknowledged from the critical journal, not yet moved: seq 0 until it is.
-        Ok(journaled
-            .map(|r| r.get::<_, String>(0).into_bytes())
-            .filter(|bytes| crate::in_scope(bytes, &scope))
-            .map(|bytes| StoredEvent { seq: 0, bytes }))
-    }
-
-    async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
-        let mut client = self.client().await?;
-        read::query(&mut client, &query).await
-    }
-
-    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
-        let client = self.client().await?;
-        read::stats(&client, &query).await
-    }
-
+#[async_trait]
+impl CriticalJournal for PgStore {
     async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<bool>, StoreError> {
         let client = self.client().await?;
         let ids: Vec<Uuid> = batch.iter().map(|e| e.event.id).collect();
@@ -411,7 +433,10 @@ impl EventStore for PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl FoldLog for PgStore {
     async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError> {
         let mut client = self.client().await?;
         let client = client.transaction().await?;
@@ -494,7 +519,10 @@ impl EventStore for PgStore {
             .map(|r| r.get(0))
             .collect())
     }
+}
 
+#[async_trait]
+impl Maintenance for PgStore {
     async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError> {
         self.create_partitions_ahead().await?;
         let report = self.enforce_retention(now).await?;
@@ -506,16 +534,6 @@ impl EventStore for PgStore {
         let mut client = self.client().await?;
         integrity::fold_log_start(&mut client).await?;
         Ok(report)
-    }
-
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // Fails on a read-only server or transaction; does not wait for the writer.
-        tx.query("SELECT 1 FROM commit_seq FOR UPDATE SKIP LOCKED", &[])
-            .await?;
-        tx.rollback().await?;
-        Ok(())
     }
 }
 

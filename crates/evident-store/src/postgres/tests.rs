@@ -3,8 +3,9 @@
 
 use super::PgStore;
 use crate::retention::RetentionPolicy;
+use crate::roles::*;
 use crate::testsuite::{self, ScratchPostgres};
-use crate::{EventStore, IntegrityLog, KeyStore, Proved, Role};
+use crate::{IntegrityLog, KeyStore, Proved, Role};
 use evident_integrity::merkle::{self, leaf_hash};
 use evident_integrity::{Frontier, Signer};
 use evident_model::Severity;

@@ -14,6 +14,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// Bytes of the database the log walk maps into memory at most.
 const WALK_MMAP_BYTES: i64 = 2 << 30;
 
+#[async_trait::async_trait]
+impl crate::CheckpointSigner for SqliteStore {
+    async fn sign_checkpoint(
+        &self,
+        signer: std::sync::Arc<Signer>,
+        origin: String,
+    ) -> Result<Option<Signed>, StoreError> {
+        SqliteStore::sign_checkpoint(self, signer, origin).await
+    }
+}
+
 impl SqliteStore {
     /// Signs the integrity log's head with `signer` and stores the checkpoint, unless
     /// nothing was committed since the last one (then `None`).

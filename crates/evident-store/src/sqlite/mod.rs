@@ -24,7 +24,10 @@ use crate::findings::{
 };
 use crate::query::{EventQuery, Page, Scope, Stats, StatsQuery, StoredEvent};
 use crate::retention::{RetentionPolicy, RetentionReport};
-use crate::{Appended, DeadLetter, EventStore, SummaryBuilder};
+use crate::{
+    Appended, CriticalJournal, DeadLetter, DeadLetters, EventLog, EventReader, FoldLog,
+    Maintenance, SummaryBuilder,
+};
 use async_trait::async_trait;
 use evident_model::{EncodedEvent, unix_micros};
 use evident_stream::{CommittedEvent, CommittedLog, LogError};
@@ -256,26 +259,18 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 }
 
 #[async_trait]
-impl EventStore for SqliteStore {
+impl EventLog for SqliteStore {
     async fn append(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<Appended>, StoreError> {
         self.with_writer(move |w| w.append(&batch)).await
     }
 
-    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError> {
-        let (id, body, error) = (event.event.id, event.bytes.clone(), error.to_owned());
-        self.with_writer(move |w| w.dead_letter(id, &body, &error))
-            .await
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.with_writer(Writer::check_writable).await
     }
+}
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        self.with_reader(move |c| read::dead_letters(c, limit))
-            .await
-    }
-
-    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        self.with_writer(move |w| w.remove_dead_letters(&ids)).await
-    }
-
+#[async_trait]
+impl EventReader for SqliteStore {
     async fn get(&self, id: uuid::Uuid, scope: Scope) -> Result<Option<StoredEvent>, StoreError> {
         let inner = self.inner.clone();
         self.with_reader(move |c| {
@@ -297,6 +292,35 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
+        self.with_reader(move |c| read::query(c, &query)).await
+    }
+
+    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
+        self.with_reader(move |c| read::stats(c, &query)).await
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqliteStore {
+    async fn dead_letter(&self, event: &EncodedEvent, error: &str) -> Result<(), StoreError> {
+        let (id, body, error) = (event.event.id, event.bytes.clone(), error.to_owned());
+        self.with_writer(move |w| w.dead_letter(id, &body, &error))
+            .await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with_reader(move |c| read::dead_letters(c, limit))
+            .await
+    }
+
+    async fn remove_dead_letters(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.with_writer(move |w| w.remove_dead_letters(&ids)).await
+    }
+}
+
+#[async_trait]
+impl CriticalJournal for SqliteStore {
     async fn journal_critical(&self, batch: Arc<[EncodedEvent]>) -> Result<Vec<bool>, StoreError> {
         // Group commit: every caller queues its batch; whichever takes the journal lock
         // next writes everything queued by then in one transaction (one fsync) and answers
@@ -366,15 +390,10 @@ impl EventStore for SqliteStore {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
+}
 
-    async fn query(&self, query: EventQuery) -> Result<Page, StoreError> {
-        self.with_reader(move |c| read::query(c, &query)).await
-    }
-
-    async fn stats(&self, query: StatsQuery) -> Result<Stats, StoreError> {
-        self.with_reader(move |c| read::stats(c, &query)).await
-    }
-
+#[async_trait]
+impl FoldLog for SqliteStore {
     async fn append_folds(&self, folds: Vec<(Uuid, Uuid)>) -> Result<Vec<bool>, StoreError> {
         self.with_writer(move |w| w.append_folds(&folds)).await
     }
@@ -396,11 +415,10 @@ impl EventStore for SqliteStore {
     async fn open_fold_windows(&self) -> Result<Vec<Uuid>, StoreError> {
         self.with_reader(read::open_fold_windows).await
     }
+}
 
-    async fn check_writable(&self) -> Result<(), StoreError> {
-        self.with_writer(Writer::check_writable).await
-    }
-
+#[async_trait]
+impl Maintenance for SqliteStore {
     async fn maintain(&self, now: time::OffsetDateTime) -> Result<RetentionReport, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {

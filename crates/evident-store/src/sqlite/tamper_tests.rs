@@ -9,8 +9,9 @@
 //! (scripts/tamper-trials.sh).
 
 use super::SqliteStore;
+use crate::IntegrityLog;
+use crate::roles::*;
 use crate::testsuite::event;
-use crate::{EventStore, IntegrityLog};
 use evident_integrity::verify::{Problem, Report};
 use evident_integrity::{Hash, Signer};
 use evident_model::{EncodedEvent, Severity};

@@ -1,6 +1,7 @@
 use super::SqliteStore;
+use crate::roles::*;
 use crate::testsuite;
-use crate::{EventStore, KeyStore, Role};
+use crate::{KeyStore, Role};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -594,13 +594,20 @@ async fn udp_drops_past_a_full_queue_are_counted_and_shown() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("evident.yaml");
     // Room for two datagrams: a burst must overflow it.
-    std::fs::write(&config, "version: 1\nsyslog:\n  udp: 127.0.0.1:0\n  udp_queue: 2\n").unwrap();
+    std::fs::write(
+        &config,
+        "version: 1\nsyslog:\n  udp: 127.0.0.1:0\n  udp_queue: 2\n",
+    )
+    .unwrap();
     let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
     let udp = syslog_addr(dir.path(), "udp");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     for n in 0..20_000 {
         socket
-            .send_to(format!("<13>Dec  7 06:00:00 gw app: burst {n}").as_bytes(), udp)
+            .send_to(
+                format!("<13>Dec  7 06:00:00 gw app: burst {n}").as_bytes(),
+                udp,
+            )
             .ok();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;

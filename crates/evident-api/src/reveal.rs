@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::privacy::View;
 use evident_model::Event;
 use evident_privacy::{Privacy, Pseudonyms};
-use evident_store::{EventStore, Finding, Scope};
+use evident_store::{EventReader, Finding, Scope};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -185,7 +185,7 @@ fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
 pub async fn present(
     findings: Vec<Finding>,
     view: &View,
-    events: &Arc<dyn EventStore>,
+    events: &Arc<dyn EventReader>,
     scope: &Scope,
 ) -> Result<Vec<Value>, ApiError> {
     let groups = findings
@@ -212,7 +212,7 @@ pub async fn present(
 pub async fn resolve<'a>(
     view: &View,
     groups: impl Iterator<Item = (&'a str, &'a [Uuid])>,
-    events: &Arc<dyn EventStore>,
+    events: &Arc<dyn EventReader>,
     scope: &Scope,
 ) -> Result<Option<Resolutions>, ApiError> {
     let Some(privacy) = view.opener() else {
@@ -344,9 +344,14 @@ mod tests {
                 },
             };
             let view = View::new(Some(&self.privacy), &caller);
-            let mut shown = present(vec![finding], &view, &self.events, &None)
-                .await
-                .unwrap();
+            let mut shown = present(
+                vec![finding],
+                &view,
+                &(self.events.clone() as Arc<dyn EventReader>),
+                &None,
+            )
+            .await
+            .unwrap();
             shown.pop().unwrap()
         }
     }

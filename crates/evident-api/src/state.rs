@@ -70,3 +70,10 @@ impl AppState {
         }
     }
 }
+
+impl AppState {
+    /// The store as a reader of events (what the query side needs of it).
+    pub fn reader(&self) -> Arc<dyn evident_store::EventReader> {
+        self.store.clone()
+    }
+}

@@ -1,9 +1,9 @@
 //! How long events are kept: a number of days per category, with overrides per event
-//! type prefix. Both stores enforce it from [`crate::EventStore::maintain`]: PostgreSQL by
+//! type prefix. Both stores enforce it from [`crate::Maintenance::maintain`]: PostgreSQL by
 //! dropping and trimming monthly partitions of each retention class, SQLite by deleting
 //! expired events in small batches. [`spawn_maintenance`] runs it periodically.
 
-use crate::EventStore;
+use crate::Maintenance;
 use evident_model::{Category, Event};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,10 +18,10 @@ pub struct RetentionReport {
     pub dropped_partitions: Vec<String>,
 }
 
-/// Runs [`EventStore::maintain`] now and then every `every`, logging what retention
+/// Runs [`Maintenance::maintain`] now and then every `every`, logging what retention
 /// removed; a failed pass is logged and tried again at the next round.
 pub fn spawn_maintenance(
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn Maintenance>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

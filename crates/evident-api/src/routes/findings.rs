@@ -114,7 +114,7 @@ pub async fn patch(
                     &finding,
                     seq,
                     state.privacy.as_ref(),
-                    &state.store,
+                    &state.reader(),
                 )
                 .await;
                 stream.live.publish_finding(note);
@@ -135,7 +135,7 @@ pub(crate) async fn shown(
     findings: Vec<Finding>,
 ) -> Result<Vec<Value>, ApiError> {
     let view = View::new(state.privacy.as_ref(), caller);
-    reveal::present(findings, &view, &state.store, &caller.scope()).await
+    reveal::present(findings, &view, &state.reader(), &caller.scope()).await
 }
 
 async fn one(state: &AppState, caller: &Caller, finding: Finding) -> Result<Value, ApiError> {

@@ -192,7 +192,8 @@ async fn shown_firings(
         .iter()
         .zip(&evidence)
         .map(|(f, ids)| (f.group_key.as_str(), ids.as_slice()));
-    let resolutions = crate::reveal::resolve(&view, groups, &state.store, &caller.scope()).await?;
+    let resolutions =
+        crate::reveal::resolve(&view, groups, &state.reader(), &caller.scope()).await?;
     Ok(firings
         .iter()
         .map(|f| {

@@ -93,7 +93,7 @@ pub async fn finding_note_revealed(
     finding: &Finding,
     seq: i64,
     privacy: Option<&Arc<evident_privacy::Privacy>>,
-    events: &Arc<dyn evident_store::EventStore>,
+    events: &Arc<dyn evident_store::EventReader>,
 ) -> FindingNote {
     let mut note = finding_note(finding, seq);
     if privacy.is_some() {
@@ -113,7 +113,7 @@ pub async fn finding_note_revealed(
 pub async fn publish_findings(
     mut changed: tokio::sync::broadcast::Receiver<evident_detect::FindingsChanged>,
     store: Arc<dyn FindingStore>,
-    events: Arc<dyn evident_store::EventStore>,
+    events: Arc<dyn evident_store::EventReader>,
     privacy: Option<Arc<evident_privacy::Privacy>>,
     live: Arc<Live>,
 ) {

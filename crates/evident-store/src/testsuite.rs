@@ -1117,3 +1117,114 @@ where
     let cp = store.detection_checkpoint().await.unwrap();
     assert_eq!(cp.state, Some((6, b"state at 6".to_vec())));
 }
+
+/// Keys are found by their secret, with their role and facilities; a wrong secret finds
+/// nothing; admin keys may read personal data. Returns a secret created, for the
+/// backend's own check that it is not stored in the clear.
+pub async fn keys_are_found_by_secret(store: &dyn crate::KeyStore) -> String {
+    use crate::Role;
+    let secret = store
+        .create_key(
+            Role::Read,
+            Some(vec!["plant-1".into()]),
+            Some("line 3".into()),
+        )
+        .await
+        .unwrap();
+    let key = store.find_key(&secret).await.unwrap().expect("key found");
+    assert_eq!(
+        (key.role, key.facilities.clone()),
+        (Role::Read, Some(vec!["plant-1".to_owned()]))
+    );
+    assert!(
+        !key.personal,
+        "only admin keys read personal data by default"
+    );
+    assert!(store.find_key("evk_wrong").await.unwrap().is_none());
+    assert!(store.find_key("").await.unwrap().is_none());
+    let admin = store.create_key(Role::Admin, None, None).await.unwrap();
+    let admin = store
+        .find_key(&admin)
+        .await
+        .unwrap()
+        .expect("admin key found");
+    assert!(admin.personal);
+    assert_eq!(admin.facilities, None);
+    let reader = store
+        .create_key_with(Role::Read, None, None, true)
+        .await
+        .unwrap();
+    assert!(store.find_key(&reader).await.unwrap().unwrap().personal);
+    assert_eq!(store.count_keys().await.unwrap(), 3);
+    secret
+}
+
+/// After retention removes events, the integrity log still verifies against its signed
+/// checkpoints (what was removed counted as pruned, not missing), and every event still
+/// held proves against the newest checkpoint.
+pub async fn the_log_verifies_and_proves_after_retention<S>(store: &S)
+where
+    S: EventStore + crate::SignedLog + Clone,
+{
+    use crate::Proved;
+    use std::sync::Arc;
+    let signer = Arc::new(evident_integrity::Signer::generate());
+    let public = signer.public_key();
+    let old = |ty: &str| {
+        let mut e = event(ty, 0, Severity::Info).event;
+        e.time = datetime!(2024-01-10 00:00 UTC);
+        EncodedEvent::new(e)
+    };
+    let mut kept = Vec::new();
+    for round in 0..4 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| {
+                if round < 2 || i % 2 == 1 {
+                    old("debug.trace")
+                } else {
+                    old("auth.login")
+                }
+            })
+            .collect();
+        kept.extend(
+            batch
+                .iter()
+                .filter(|e| e.event.event_type == "auth.login")
+                .map(|e| e.event.id),
+        );
+        store.append(batch.into()).await.unwrap();
+        store
+            .sign_checkpoint(signer.clone(), "test".into())
+            .await
+            .unwrap()
+            .expect("a checkpoint per round");
+    }
+    let report = store
+        .maintain(datetime!(2024-04-10 00:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, 30, "{report:?}");
+    let walker = store.clone();
+    let walked = tokio::task::spawn_blocking(move || walker.verify_log(&public, None, &|_, _| {}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(walked.report.problem, None, "{:?}", walked.report);
+    assert_eq!(
+        (walked.report.verified, walked.report.pruned),
+        (40, 30),
+        "{:?}",
+        walked.report
+    );
+    for id in kept {
+        let prover = store.clone();
+        match tokio::task::spawn_blocking(move || prover.prove(id))
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Some(Proved::Proof(proof)) => proof.verify(&public).unwrap(),
+            other => panic!("no proof for a held event: {other:?}"),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use super::PgStore;
 use crate::retention::RetentionPolicy;
 use crate::roles::*;
 use crate::testsuite::{self, ScratchPostgres};
-use crate::{IntegrityLog, KeyStore, Proved, Role};
+use crate::{IntegrityLog, Proved};
 use evident_integrity::merkle::{self, leaf_hash};
 use evident_integrity::{Frontier, Signer};
 use evident_model::Severity;
@@ -143,15 +143,7 @@ async fn detection_reads_committed_events_and_keeps_state() {
 #[tokio::test]
 async fn keys_are_found_by_secret_and_stored_hashed() {
     let (_db, s) = store().await;
-    let secret = s
-        .create_key(Role::Read, Some(vec!["plant-1".into()]), Some("r".into()))
-        .await
-        .unwrap();
-    let key = s.find_key(&secret).await.unwrap().expect("key found");
-    assert_eq!(key.role, Role::Read);
-    assert_eq!(key.facilities, Some(vec!["plant-1".to_string()]));
-    assert!(s.find_key("not-a-key").await.unwrap().is_none());
-    assert_eq!(s.count_keys().await.unwrap(), 1);
+    let secret = testsuite::keys_are_found_by_secret(&s).await;
     let stored = s
         .client()
         .await
@@ -530,7 +522,13 @@ async fn the_walk_reads_events_through_the_seq_index() {
 /// through the kept hashes), held events still get proofs, and tampering with what stands
 /// in for the removed events is caught.
 #[tokio::test]
-async fn the_log_verifies_and_proves_after_retention() {
+async fn the_log_verifies_and_proves_after_retention_on_both_stores() {
+    let (_db, s) = store().await;
+    testsuite::the_log_verifies_and_proves_after_retention(&s).await;
+}
+
+#[tokio::test]
+async fn the_log_verifies_and_proves_after_partitions_are_dropped() {
     use evident_integrity::verify::Problem;
     use time::macros::datetime;
     let (_db, s) = store().await;

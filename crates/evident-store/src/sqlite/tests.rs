@@ -1,7 +1,6 @@
 use super::SqliteStore;
 use crate::roles::*;
 use crate::testsuite;
-use crate::{KeyStore, Role};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -60,16 +59,7 @@ async fn sequence_survives_reopen() {
 #[tokio::test]
 async fn keys_are_found_by_secret_and_stored_hashed() {
     let (_d, s) = store();
-    let secret = s
-        .create_key(Role::Read, Some(vec!["plant-1".into()]), None)
-        .await
-        .unwrap();
-    let key = s.find_key(&secret).await.unwrap().unwrap();
-    assert_eq!(
-        (key.role, key.facilities),
-        (Role::Read, Some(vec!["plant-1".to_owned()]))
-    );
-    assert!(s.find_key("evk_wrong").await.unwrap().is_none());
+    let secret = testsuite::keys_are_found_by_secret(&s).await;
     let raw = std::fs::read(s.db_path()).unwrap_or_default();
     let wal = std::fs::read(s.db_path().with_extension("db-wal")).unwrap_or_default();
     let needle = secret.as_bytes();
@@ -340,7 +330,13 @@ async fn detection_reads_committed_events_and_keeps_state() {
 /// verifies (from the checkpoint at its new start, and through the kept hashes), and
 /// held events still get proofs.
 #[tokio::test]
-async fn the_log_verifies_and_proves_after_retention() {
+async fn the_log_verifies_and_proves_after_retention_on_both_stores() {
+    let (_d, s) = store();
+    testsuite::the_log_verifies_and_proves_after_retention(&s).await;
+}
+
+#[tokio::test]
+async fn the_log_keeps_pruned_hashes_and_catches_changes_to_them() {
     use crate::{IntegrityLog, Proved};
     use evident_integrity::Signer;
     use std::sync::Arc;
